@@ -1,0 +1,79 @@
+"""Config: reference defaults, flat round trip, coercion and validation messages."""
+
+import pytest
+
+from lwgan.config import LAMBDA_KEYS, ConfigError, TrainConfig, diff_flat
+from lwgan.profiles import PROFILES, missing_real_assets, resolve_config
+
+
+def test_defaults_are_the_reference_training_script():
+    cfg = TrainConfig()
+    assert (cfg.losses.lambda_rec, cfg.losses.lambda_tsf, cfg.losses.lambda_style) == (10.0, 10.0, 5.0)
+    assert (cfg.losses.lambda_face, cfg.losses.lambda_mask, cfg.losses.lambda_mask_smooth) == (5.0, 1.0, 1.0)
+    assert (cfg.losses.lambda_adv, cfg.losses.lambda_D_prob) == (1.0, 1.0)
+    assert (cfg.optim.lr_G, cfg.optim.lr_D, cfg.optim.lr_final) == (2e-4, 2e-4, 2e-6)
+    assert (cfg.optim.beta1, cfg.optim.beta2) == (0.5, 0.999)
+    assert (cfg.optim.epochs_no_decay, cfg.optim.epochs_decay) == (5, 25)
+    assert (cfg.model.image_size, cfg.model.conv_dim, cfg.data.batch_size) == (256, 64, 8)
+    assert cfg.stabilizers.gp_weight == 0 and not cfg.stabilizers.spectral_norm
+    assert cfg.stabilizers.label_smoothing == 1.0
+    assert len(LAMBDA_KEYS) == 8
+
+
+def test_flat_round_trip_and_diff():
+    cfg = TrainConfig.from_flat({"lr_G": 4e-4, "spectral_norm": True, "lambda_rec": 15})
+    again = TrainConfig.from_flat(cfg.to_flat())
+    assert again == cfg
+    assert diff_flat(cfg, TrainConfig()) == {"lr_G": 4e-4, "spectral_norm": True, "lambda_rec": 15.0}
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [({"lr_G": "1e-4"}, 1e-4), ({"spectral_norm": "yes"}, True), ({"max_steps": "20"}, 20), ({"data_root": "null"}, None)],
+)
+def test_coercion_from_strings(raw, expected):
+    cfg = TrainConfig.from_flat(raw)
+    assert cfg.to_flat()[next(iter(raw))] == expected
+
+
+@pytest.mark.parametrize(
+    "flat, key, allowed",
+    [
+        ({"lr_G": -1e-4}, "lr_G", "0 < lr <= 1"),
+        ({"lambda_face": -1}, "lambda_face", ">= 0"),
+        ({"gp_weight": -2}, "gp_weight", ">= 0"),
+        ({"label_smoothing": 1.2}, "label_smoothing", "0.5..1.0"),
+        ({"d_norm": "layer"}, "d_norm", "instance | batch | none"),
+        ({"max_steps": 2.5}, "max_steps", "int"),
+        ({"spectral_norm": "maybe"}, "spectral_norm", "bool"),
+    ],
+)
+def test_validation_names_key_and_allowed(flat, key, allowed):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_flat(flat)
+    assert info.value.key == key
+    assert allowed in str(info.value)
+
+
+def test_unknown_key_suggests_the_closest():
+    with pytest.raises(ConfigError, match="did you mean 'lambda_rec'"):
+        TrainConfig.from_flat({"lamda_rec": 15})
+
+
+def test_profiles_change_size_not_method():
+    base = TrainConfig().to_flat()
+    method_keys = set(LAMBDA_KEYS) | {"lr_G", "lr_D", "lr_final", "gp_weight", "spectral_norm", "label_smoothing"}
+    for name, overrides in PROFILES.items():
+        assert not method_keys & set(overrides), name
+        resolve_config(name)  # every profile validates
+    small = resolve_config("small").to_flat()
+    assert {k: small[k] for k in method_keys} == {k: base[k] for k in method_keys}
+
+
+def test_paper_profile_lists_missing_real_assets():
+    cfg = resolve_config("paper")
+    assert missing_real_assets("paper", cfg) == ["data_root", "body_model", "vgg_weights", "face_weights"]
+    cfg = resolve_config("paper", {"data_root": "/d", "body_model": "/b.npz", "vgg_weights": "/v", "face_weights": "/f"})
+    assert missing_real_assets("paper", cfg) == []
+    with pytest.raises(ConfigError, match="profile"):
+        resolve_config("huge")
