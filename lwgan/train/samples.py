@@ -1,0 +1,65 @@
+"""Sample grids: one row per fixed val pair, columns source | reference pose | warped source | output | target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+COLUMNS = ("source", "reference", "warped", "output", "target")
+HEADER_HEIGHT = 14
+GAP = 2
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    arr = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return arr.permute(0, 2, 3, 1).numpy()
+
+
+def grid_image(columns: Sequence[torch.Tensor], labels: Sequence[str] = COLUMNS, title: str | None = None) -> Image.Image:
+    """Compose a labelled grid: ``columns[j]`` is a (B, 3, H, W) batch in [-1, 1] shown in column j."""
+    if len(columns) != len(labels):
+        raise ValueError(f"{len(columns)} image columns but {len(labels)} labels")
+    tiles = [to_uint8(c) for c in columns]
+    rows, h, w = tiles[0].shape[0], tiles[0].shape[1], tiles[0].shape[2]
+    header = HEADER_HEIGHT * (2 if title else 1)
+    width = len(columns) * w + (len(columns) - 1) * GAP
+    height = header + rows * h + (rows - 1) * GAP
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=10) if hasattr(ImageFont, "load_default") else None
+    if title:
+        draw.text((2, 1), title, fill=(0, 0, 0), font=font)
+    for j, label in enumerate(labels):
+        x0 = j * (w + GAP)
+        text_w = draw.textlength(label, font=font)
+        draw.text((x0 + max(0, (w - text_w) / 2), header - HEADER_HEIGHT + 1), label, fill=(0, 0, 0), font=font)
+        for i in range(rows):
+            canvas.paste(Image.fromarray(tiles[j][i]), (x0, header + i * (h + GAP)))
+    return canvas
+
+
+def save_grid(path: Path, columns: Sequence[torch.Tensor], labels: Sequence[str] = COLUMNS, title: str | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid_image(columns, labels, title).save(path)
+    return path
+
+
+def stack_vertically(paths: Sequence[Path], out: Path, gap: int = 6) -> Path:
+    """Stack PNGs top to bottom on white (for a before/after figure)."""
+    images = [Image.open(p).convert("RGB") for p in paths]
+    width = max(im.width for im in images)
+    height = sum(im.height for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    y = 0
+    for im in images:
+        canvas.paste(im, (0, y))
+        y += im.height + gap
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return Path(out)
