@@ -76,3 +76,51 @@ def lpips_distance(
         d = ((nx - ny) ** 2 * w.to(fx)).sum(dim=1).mean(dim=(1, 2))
         total = d if total is None else total + d
     return total
+
+
+# LPIPS input scaling (Zhang et al.'s ScalingLayer) for images in [-1, 1].
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+LPIPS_SCALE = (0.458, 0.448, 0.450)
+
+
+def load_lpips_weights(path: str, channels: Sequence[int]) -> list[torch.Tensor]:
+    """The five ``lin{i}.model.1.weight`` tensors of an LPIPS ``vgg.pth`` (1, C, 1, 1), checked against ``channels``."""
+    from lwgan.errors import DataError
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as err:
+        raise DataError(f"{path}: cannot read LPIPS weights (lpips_weights): {err}") from None
+    weights = []
+    for i, c in enumerate(channels):
+        key = f"lin{i}.model.1.weight"
+        if key not in raw:
+            raise DataError(f"{path}: LPIPS weights lack {key!r} (expected the lpips package's vgg.pth)")
+        w = raw[key].float()
+        if tuple(w.shape) != (1, c, 1, 1):
+            raise DataError(f"{path}: {key} has shape {tuple(w.shape)}, expected (1, {c}, 1, 1)")
+        weights.append(w)
+    return weights
+
+
+class LPIPS(torch.nn.Module):
+    """LPIPS with the run's VGG19 backbone (relu1_1 .. relu5_1) and the given linear weights.
+
+    Deviation: the published LPIPS-vgg taps VGG16 (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3);
+    the widths match, the layers do not, so values are comparable across our runs, not to the paper.
+    """
+
+    def __init__(self, vgg: torch.nn.Module, linear_weights: Sequence[torch.Tensor]):
+        super().__init__()
+        self.vgg = vgg
+        for i, w in enumerate(linear_weights):
+            self.register_buffer(f"lin{i}", w)
+        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
+        self.n_layers = len(linear_weights)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fx = self.vgg((x - self.shift) / self.scale)
+        fy = self.vgg((y - self.shift) / self.scale)
+        return lpips_distance(fx, fy, [getattr(self, f"lin{i}") for i in range(self.n_layers)])

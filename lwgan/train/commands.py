@@ -1,0 +1,150 @@
+"""``lwgan-study train``: resolve a config (profile, YAML file, --set), run one Trainer, print a header and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from lwgan.config import CHOICES, FIELD_SECTION, FIELD_TYPES, SECTIONS, ConfigError, TrainConfig
+from lwgan.errors import UserError
+from lwgan.paths import project_dir
+from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides, resolve_config
+
+SUMMARY_METRICS = ("loss/G_total", "loss/G_rec", "loss/G_tsf", "loss/D_total", "D/real_mean", "D/fake_mean")
+SUMMARY_EVAL = ("eval/ssim", "eval/psnr", "eval/ssim_rec", "eval/psnr_rec", "eval/lpips")
+
+
+def load_flat_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping of flat config keys (optionally with ``profile``); errors name the file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({err})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config keys (key: value), got {type(data).__name__}")
+    for key, value in data.items():
+        if isinstance(value, (dict, list)):
+            raise ConfigError(str(key), "expected a single value; config files use flat keys (e.g. lr_G: 1e-4)", source=str(path))
+    return {str(k): v for k, v in data.items()}
+
+
+def parse_sets(sets: list[str] | None) -> dict[str, str]:
+    """``["lr_G=1e-4", "spectral_norm=true"]`` -> mapping; values are coerced by the config."""
+    out: dict[str, str] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE (e.g. --set lr_G=1e-4)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_config(
+    profile: str, file_values: Mapping[str, Any], sets: Mapping[str, Any], steps: int | None, source: str = ""
+) -> TrainConfig:
+    """Reference defaults <- profile <- config file <- --set <- --steps; each error names where it came from."""
+    base = resolve_config(profile)
+    try:
+        cfg = base.override(dict(file_values)) if file_values else base
+    except ConfigError as err:
+        raise err.with_source(source) from None
+    try:
+        cfg = cfg.override(dict(sets)) if sets else cfg
+    except ConfigError as err:
+        raise err.with_source("--set") from None
+    if steps is not None:
+        try:
+            cfg = cfg.override({"max_steps": steps})
+        except ConfigError as err:
+            raise err.with_source("--steps") from None
+    return cfg
+
+
+def help_keys_text() -> str:
+    """Every flat key with its section, default and allowed values."""
+    defaults = TrainConfig().to_flat()
+    rows = [("key", "section", "default", "allowed")]
+    for key, section in sorted(FIELD_SECTION.items(), key=lambda kv: (SECTIONS.index(kv[1]), 0)):
+        allowed = " | ".join(CHOICES[key]) if key in CHOICES else FIELD_TYPES[key]
+        rows.append((key, section, repr(defaults[key]), allowed))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append("profiles (applied before a config file and --set): " + ", ".join(PROFILES))
+    return "\n".join(lines)
+
+
+def _default_out() -> Path:
+    return project_dir() / "runs" / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def header_line(info: Mapping[str, Any], total_steps: int) -> str:
+    backbones = ", ".join(f"{b['name']} {b['status']}" for b in info.get("backbones", [])) or "none"
+    return (
+        f"train | profile {info.get('profile') or 'custom'} | data {info['dataset']['kind']} | "
+        f"body {info['body_model']['kind']} | backbones {backbones} | device {info['device']} | steps {total_steps}"
+    )
+
+
+def summary_text(result, seconds: float, out_dir: Path) -> str:
+    m = result.metrics
+    losses = ", ".join(f"{k.split('/')[1]} {m[k]:.4g}" for k in SUMMARY_METRICS if k in m)
+    evals = ", ".join(f"{k.split('/')[1]} {m[k]:.4g}" for k in SUMMARY_EVAL if k in m) or "none"
+    lines = [
+        f"status {result.status} | steps {result.step} | time {seconds:.1f}s",
+        f"final losses: {losses or 'none'}",
+        f"eval: {evals}",
+        f"out: {out_dir}",
+    ]
+    if result.error:
+        lines.insert(1, f"error: {result.error}")
+    return "\n".join(lines)
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from lwgan.train.trainer import Trainer, checkpoint_path
+
+    if getattr(args, "help_keys", False):
+        print(help_keys_text())
+        return 0
+    file_values: dict[str, Any] = load_flat_yaml(args.config) if getattr(args, "config", None) else {}
+    profile = getattr(args, "profile", None) or str(file_values.pop("profile", DEFAULT_PROFILE))
+    file_values.pop("profile", None)
+    profile_overrides(profile)  # raises ConfigError naming the allowed profiles
+    out_dir = Path(args.out).expanduser().resolve() if getattr(args, "out", None) else _default_out()
+    resume = bool(getattr(args, "resume", False))
+    saved = out_dir / "config.yaml"
+    if resume:
+        if not checkpoint_path(out_dir).is_file():
+            raise UserError(f"{checkpoint_path(out_dir)}: no checkpoint to resume from (check --out)")
+        # The resumed run keeps its saved config; --steps / --set may still change it (e.g. extend a run).
+        file_values = {**load_flat_yaml(saved), **file_values} if saved.is_file() else file_values
+        source = str(saved)
+    else:
+        if checkpoint_path(out_dir).exists():
+            raise UserError(f"{out_dir}: already holds a run; pass --resume to continue it or choose another --out")
+        source = str(args.config) if getattr(args, "config", None) else ""
+    cfg = build_config(profile, file_values, parse_sets(getattr(args, "sets", None)), getattr(args, "steps", None), source)
+    missing = missing_real_assets(profile, cfg)
+    if missing:
+        raise UserError(
+            f"profile {profile!r} needs real assets; missing: {', '.join(missing)} "
+            f"(set them in a config file or with --set KEY=PATH; see README 'Real data')"
+        )
+    trainer = Trainer(cfg, out_dir, progress=True, profile=profile)
+    info = trainer.prepare()
+    print(header_line(info, trainer.total_steps))
+    start = time.monotonic()
+    result = trainer.fit()
+    print(summary_text(result, time.monotonic() - start, out_dir))
+    return 0 if result.status == "completed" else 1

@@ -1,0 +1,382 @@
+"""The LWGAN training loop: one reference iteration per step (geometry, G step, gated D step), with
+TTUR optimisers and per-epoch decay, a divergence guard, resumable checkpoints, eval and sample grids.
+
+Composes lwgan.body / render / data / models; imports neither Ray nor MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import deque
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from lwgan.config import ConfigError, RunConfig, TrainConfig
+from lwgan.errors import LossDivergedError
+from lwgan.train.callbacks import CallbackList, TrainResult
+from lwgan.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from lwgan.train.determinism import resolve_device, seed_everything
+from lwgan.train.guard import check_losses
+from lwgan.train.image_metrics import LPIPS, load_lpips_weights, psnr, ssim
+from lwgan.train.metrics_log import MetricsWriter, read_metrics
+from lwgan.train.pair_stream import PairStream, batches, stack_items
+from lwgan.train.progress import Progress
+from lwgan.train.run_info import count_parameters, git_commit, package_versions, write_config_yaml
+from lwgan.train.samples import COLUMNS, save_grid
+from lwgan.train.schedule import iters_per_epoch, lr_at, set_lr, total_steps
+
+CHECKPOINT_FORMAT = 1
+EVAL_PAIR_SEED = 0  # fixed val pairs are the same for every run and seed
+VGG_CHANNELS = (64, 128, 256, 512, 512)
+# Keys that may change when a run is resumed (length, cadence, device); everything else is the method.
+RESUME_FREE_KEYS = frozenset(f.name for f in dataclasses.fields(RunConfig)) - {"seed"} | {"num_workers"}
+
+
+def checkpoint_path(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "checkpoints" / "last.pt"
+
+
+def sample_path(out_dir: str | Path, step: int) -> Path:
+    return Path(out_dir) / "samples" / f"step_{step:06d}.png"
+
+
+def grad_norm(module: torch.nn.Module) -> float:
+    """Total L2 norm of the gradients of ``module`` (0 when none)."""
+    norms = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+def _to_device(obj: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move a tensor, or the tensor fields of a dataclass, to ``device`` (4-D float tensors channels_last on request)."""
+    if torch.is_tensor(obj):
+        obj = obj.to(device, non_blocking=True)
+        if channels_last and obj.dim() == 4 and obj.is_floating_point():
+            obj = obj.contiguous(memory_format=torch.channels_last)
+        return obj
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.replace(
+            obj, **{f.name: _to_device(getattr(obj, f.name), device, channels_last) for f in dataclasses.fields(obj)}
+        )
+    return obj
+
+
+class Trainer:
+    """One LWGAN training run in ``out_dir``; resumes from ``out_dir/checkpoints/last.pt`` when it exists.
+
+    ``profile`` (optional) is only recorded in ``run_info.json``.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        callbacks: Iterable[Any] = (),
+        progress: bool = True,
+        profile: str | None = None,
+        progress_stream=None,
+    ):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir).expanduser().resolve()
+        self.callbacks = CallbackList(callbacks)
+        self.show_progress = progress
+        self.progress_stream = progress_stream
+        self.profile = profile
+        self.info: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ building
+    def prepare(self) -> dict[str, Any]:
+        """Build data, geometry, networks, objective and optimisers (once); returns the run info."""
+        if self.info is not None:
+            return self.info
+        from lwgan.body import load_body_model
+        from lwgan.data import IPERDataset, ensure_synthetic_dataset
+        from lwgan.models import Discriminator, Generator, build_sphereface, build_vgg19
+        from lwgan.models.objective import Objective
+        from lwgan.render import CorrespondenceCache, GeometryBuilder
+
+        cfg = self.cfg
+        if cfg.run.num_threads:
+            torch.set_num_threads(cfg.run.num_threads)
+        self.device = resolve_device(cfg.run.device)
+        on_cuda = self.device.type == "cuda"
+        self.amp = bool(cfg.run.amp and on_cuda)
+        self.channels_last = bool(cfg.run.channels_last and on_cuda)
+        seed_everything(cfg.run.seed)
+
+        size = cfg.model.image_size
+        if cfg.data.data_root:
+            root, data_kind = Path(cfg.data.data_root).expanduser().resolve(), "iper"
+        else:
+            root, data_kind = Path(ensure_synthetic_dataset(cfg.data)), "synthetic"
+        self.train_set = IPERDataset(root, "train", size, cfg.data.source_frames, seed=cfg.run.seed)
+        if (root / "val.txt").is_file():
+            val_set, eval_split = IPERDataset(root, "val", size, cfg.data.source_frames, seed=cfg.run.seed), "val"
+        else:  # a dataset without a val split: eval on fixed train pairs, recorded in run_info
+            val_set, eval_split = self.train_set, "train"
+        self.stream = PairStream(self.train_set, cfg.run.seed)
+        self.epoch_len = iters_per_epoch(cfg.data.iters_per_epoch, len(self.train_set), cfg.data.batch_size)
+        self.total_steps = total_steps(cfg.run.max_steps, cfg.total_epochs, self.epoch_len)
+
+        self.body = load_body_model(cfg.data.body_model)
+        self.geometry = GeometryBuilder(self.body, size, cache=CorrespondenceCache())
+
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.G = Generator(cfg.model, spectral_norm=cfg.stabilizers.spectral_norm_G).to(self.device, memory_format=fmt)
+        self.D = Discriminator(cfg.model, spectral_norm=cfg.stabilizers.spectral_norm).to(self.device, memory_format=fmt)
+        vgg, vgg_status = build_vgg19(cfg.backbones.vgg_weights)
+        face, face_status = build_sphereface(cfg.backbones.face_weights)
+        self.vgg, self.face = vgg.to(self.device), face.to(self.device)
+        self.objective = Objective(cfg, self.G, self.D, self.vgg, self.face)
+        betas = (cfg.optim.beta1, cfg.optim.beta2)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr_G, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.optim.lr_D, betas=betas)
+
+        if cfg.backbones.lpips_weights:
+            self.lpips = LPIPS(self.vgg, load_lpips_weights(cfg.backbones.lpips_weights, VGG_CHANNELS)).to(self.device)
+            lpips_state = f"VGG19 {vgg_status.status} + {cfg.backbones.lpips_weights}"
+        else:
+            self.lpips, lpips_state = None, "unavailable"
+
+        self.eval_batch = stack_items(val_set.fixed_pairs(cfg.run.eval_pairs, seed=EVAL_PAIR_SEED))
+        self.eval_geom = None  # built on first use
+
+        self.info = {
+            "config": cfg.to_flat(),
+            "profile": self.profile,
+            "seed": cfg.run.seed,
+            "device": str(self.device),
+            "amp": "bf16" if self.amp else "off",
+            "channels_last": self.channels_last,
+            "dataset": {"kind": data_kind, "path": str(root), "train_pairs_per_pass": len(self.train_set), "eval_split": eval_split},
+            "body_model": {"kind": self.body.kind, "path": str(self.body.source)},
+            "backbones": [dataclasses.asdict(vgg_status), dataclasses.asdict(face_status)],
+            "lpips": lpips_state,
+            "iters_per_epoch": self.epoch_len,
+            "total_steps": self.total_steps,
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "parameters": {"G": count_parameters(self.G), "D": count_parameters(self.D)},
+            "out_dir": str(self.out_dir),
+        }
+        return self.info
+
+    # ------------------------------------------------------------------ pieces of a step
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+
+    @torch.no_grad()
+    def _pair_geometry(self, batch: dict[str, Any]):
+        """Correspondences, flow, cond maps and masks of a batch of pairs; no gradients (as the reference)."""
+        src = self.geometry.frames(batch["src_smpl"], list(batch["src_key"]))
+        tgt = self.geometry.frames(batch["tgt_smpl"], list(batch["tgt_key"]))
+        return _to_device(self.geometry.pair(src, tgt), self.device, self.channels_last)
+
+    def _images(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            _to_device(batch["src_img"], self.device, self.channels_last),
+            _to_device(batch["tgt_img"], self.device, self.channels_last),
+        )
+
+    def _generate(self, src_img: torch.Tensor, geom):
+        from lwgan.render import generator_inputs
+
+        bg_in, src_in, tsf_in = generator_inputs(src_img, geom)
+        return self.G(bg_in, src_in, tsf_in, geom.flow)
+
+    def _train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
+        """One reference iteration (0-based ``step``): G forward/loss/step, then D on detached fakes when gated."""
+        number = step + 1  # the step count once this iteration is done; what metrics are logged under
+        src_img, tgt_img = self._images(batch)
+        geom = self._pair_geometry(batch)
+        metrics: dict[str, float] = {}
+        self._step_metrics = metrics
+
+        from lwgan.render import generator_inputs
+
+        with self._autocast():  # the Objective runs G and keeps D's parameters out of the G phase
+            g_loss, g_metrics, out = self.objective.generator_phase(src_img, tgt_img, geom, generator_inputs(src_img, geom))
+        metrics.update(g_metrics)
+        check_losses(number, metrics, self.cfg.run.divergence_threshold)
+        self.opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        metrics["grad_norm/G"] = grad_norm(self.G)
+        check_losses(number, metrics, float("inf"), prefix="grad_norm/")
+        self.opt_G.step()
+
+        if step % self.cfg.optim.d_every == 0:
+            with self._autocast():
+                d_loss, d_metrics = self.objective.discriminator_phase(tgt_img, out.tsf_image.detach(), geom.tgt_cond)
+            metrics.update(d_metrics)
+            check_losses(number, metrics, self.cfg.run.divergence_threshold)
+            self.opt_D.zero_grad(set_to_none=True)
+            d_loss.backward()
+            metrics["grad_norm/D"] = grad_norm(self.D)
+            check_losses(number, metrics, float("inf"), prefix="grad_norm/")
+            self.opt_D.step()
+        return metrics
+
+    # ------------------------------------------------------------------ eval and samples
+    @torch.no_grad()
+    def _eval_outputs(self):
+        if self.eval_geom is None:
+            self.eval_geom = self._pair_geometry(self.eval_batch)
+        src_img, tgt_img = self._images(self.eval_batch)
+        was_training = self.G.training
+        self.G.eval()  # also freezes spectral-norm power iterations
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), self._autocast():
+                out = self._generate(src_img, self.eval_geom)
+        finally:
+            self.G.train(was_training)
+        return src_img, tgt_img, out
+
+    @torch.no_grad()
+    def evaluate(self, outputs=None) -> dict[str, float]:
+        """Self-imitation metrics on the fixed val pairs: transfer vs target, reconstruction vs source."""
+        src_img, tgt_img, out = outputs if outputs is not None else self._eval_outputs()
+        tsf, rec = out.tsf_image.float(), out.src_image.float()
+        metrics = {
+            "eval/ssim": float(ssim(tsf, tgt_img.float()).mean()),
+            "eval/psnr": float(psnr(tsf, tgt_img.float()).mean()),
+            "eval/ssim_rec": float(ssim(rec, src_img.float()).mean()),
+            "eval/psnr_rec": float(psnr(rec, src_img.float()).mean()),
+        }
+        if self.lpips is not None:
+            metrics["eval/lpips"] = float(self.lpips(tsf, tgt_img.float()).mean())
+        return metrics
+
+    def write_samples(self, path: Path, outputs=None, title: str | None = None) -> Path:
+        """Grid of the fixed val pairs: source | reference (target body, uv_seg) | warped | output | target."""
+        from lwgan.render import warp
+
+        src_img, tgt_img, out = outputs if outputs is not None else self._eval_outputs()
+        geom = self.eval_geom
+        reference = geom.tgt_cond.float() * 2 - 1  # the target's body condition map in [-1, 1]
+        warped = warp(src_img.float(), geom.flow.float())
+        path = save_grid(path, [src_img, reference, warped, out.tsf_image, tgt_img], COLUMNS, title)
+        self.callbacks.on_sample(int(path.stem.split("_")[-1]) if path.stem.startswith("step_") else -1, path)
+        return path
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_payload(self, step: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "epoch": step // self.epoch_len,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "rng": capture_rng_state(),
+            # The pair stream is a pure function of (seed, sample number): this is its whole state.
+            "sampler": {"seed": self.stream.seed, "samples_drawn": step * self.cfg.data.batch_size},
+            "config": self.cfg.to_flat(),
+        }
+
+    def save(self, step: int) -> Path:
+        path = save_checkpoint(checkpoint_path(self.out_dir), self._checkpoint_payload(step))
+        self.callbacks.on_checkpoint(step, path)
+        return path
+
+    def _resume(self) -> int:
+        """Load ``last.pt`` when present; returns the step to continue from (0 for a fresh run)."""
+        path = checkpoint_path(self.out_dir)
+        if not path.is_file():
+            return 0
+        state = load_checkpoint(path, map_location=self.device)
+        saved, now = state["config"], self.cfg.to_flat()
+        changed = sorted(k for k in now if k not in RESUME_FREE_KEYS and saved.get(k) != now[k])
+        if changed:
+            diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+            raise ConfigError(changed[0], f"differs from the checkpoint being resumed ({diffs})", f"the run's values, or a new --out", str(path))
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        restore_rng_state(state["rng"])
+        return int(state["step"])
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainResult:
+        info = self.prepare()
+        cfg, run = self.cfg, self.cfg.run
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        start = self._resume()
+        write_config_yaml(self.out_dir / "config.yaml", cfg.to_flat())
+        info = {**info, "resumed_from_step": start}
+        (self.out_dir / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
+        log = MetricsWriter(self.out_dir / "metrics.jsonl")
+        log.truncate_after(start)
+        last: dict[str, float] = {}
+        if start > 0 and log.path.exists():
+            for record in read_metrics(log.path):
+                last.update({k: v for k, v in record.items() if k != "step"})
+        self.callbacks.on_start(info)
+
+        total = self.total_steps
+        progress = Progress(total, enabled=self.show_progress, stream=self.progress_stream, every=max(1, min(50, total // 10)))
+        if start == 0:
+            outputs = self._eval_outputs()
+            first = {**self.evaluate(outputs), "lr/G": lr_at(0, cfg.optim.lr_G, cfg.optim.lr_final, cfg.optim.epochs_no_decay, cfg.optim.epochs_decay),
+                     "lr/D": lr_at(0, cfg.optim.lr_D, cfg.optim.lr_final, cfg.optim.epochs_no_decay, cfg.optim.epochs_decay), "epoch": 0}
+            log.write(0, first)
+            self.callbacks.on_metrics(0, first)
+            last.update(first)
+            self.write_samples(sample_path(self.out_dir, 0), outputs, title="step 0")
+
+        step, result = start, None
+        durations: deque[float] = deque(maxlen=20)
+        loader = batches(self.stream, cfg.data.batch_size, start * cfg.data.batch_size,
+                         max(0, total - start) * cfg.data.batch_size, cfg.data.num_workers)
+        try:
+            tick = time.perf_counter()
+            for batch in loader:
+                epoch = step // self.epoch_len
+                o = cfg.optim
+                lrs = {"lr/G": lr_at(epoch, o.lr_G, o.lr_final, o.epochs_no_decay, o.epochs_decay),
+                       "lr/D": lr_at(epoch, o.lr_D, o.lr_final, o.epochs_no_decay, o.epochs_decay)}
+                set_lr(self.opt_G, lrs["lr/G"])
+                set_lr(self.opt_D, lrs["lr/D"])
+                metrics = self._train_step(batch, step)
+                step += 1
+                now = time.perf_counter()
+                durations.append(now - tick)
+                tick = now
+                metrics.update(lrs)
+                metrics["epoch"] = epoch
+                metrics["perf/it_per_s"] = len(durations) / sum(durations)
+                is_last = step == total
+                outputs = None
+                if step % run.eval_every == 0 or is_last or step % run.sample_every == 0:
+                    outputs = self._eval_outputs()
+                if step % run.eval_every == 0 or is_last:
+                    metrics.update(self.evaluate(outputs))
+                last.update(metrics)
+                if step % run.log_every == 0 or is_last or "eval/ssim" in metrics:
+                    log.write(step, metrics)
+                    self.callbacks.on_metrics(step, metrics)
+                if step % run.sample_every == 0:
+                    self.write_samples(sample_path(self.out_dir, step), outputs, title=f"step {step}")
+                if step % run.checkpoint_every == 0 or is_last:
+                    self.save(step)
+                progress.update(step, epoch, last, metrics["perf/it_per_s"])
+                tick = time.perf_counter()  # eval / samples / checkpoints are not training time
+        except LossDivergedError as err:
+            bad = dict(self._step_metrics)
+            log.write(err.step, bad)
+            self.callbacks.on_metrics(err.step, bad)
+            last.update(bad)
+            result = TrainResult("diverged", err.step, last, str(err), str(self.out_dir))
+        finally:
+            progress.close()
+            log.close()
+        if result is None:
+            self.write_samples(self.out_dir / "samples" / "final.png", title=f"step {step} (final)")
+            result = TrainResult("completed", step, last, None, str(self.out_dir))
+        self.callbacks.on_end(result)
+        return result
