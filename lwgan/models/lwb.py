@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 OFF_BODY = -2.0
+VALID_ABOVE = -1.5  # a flow value above this is a source location (on-body values lie in about [-1, 1])
 FLOW_RESIZE_MODES = ("reference", "masked")
 
 
@@ -32,7 +33,7 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int], mode: str = "referenc
     if mode == "reference":
         out = F.interpolate(chw, size=size, mode="bilinear", align_corners=True)
         return out.permute(0, 2, 3, 1)
-    valid = (chw > OFF_BODY / 2).all(dim=1, keepdim=True).to(chw.dtype)
+    valid = (chw > VALID_ABOVE).all(dim=1, keepdim=True).to(chw.dtype)
     weight = F.interpolate(valid, size=size, mode="bilinear", align_corners=True)
     summed = F.interpolate(chw * valid, size=size, mode="bilinear", align_corners=True)
     mean = summed / weight.clamp_min(1e-6)
