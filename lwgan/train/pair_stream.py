@@ -48,6 +48,9 @@ def batches(stream: PairStream, batch_size: int, first_sample: int, num_samples:
         batch_size=batch_size,
         sampler=range(first_sample, first_sample + num_samples),
         num_workers=num_workers,
+        # An explicit generator keeps the DataLoader from drawing its base seed from the global
+        # torch RNG, which would shift a resumed run's random stream against an uninterrupted one.
+        generator=torch.Generator().manual_seed(first_sample),
         persistent_workers=False,
         drop_last=False,
     )

@@ -223,14 +223,16 @@ class Trainer:
     # ------------------------------------------------------------------ eval and samples
     @torch.no_grad()
     def _eval_outputs(self):
-        if self.eval_geom is None:
-            self.eval_geom = self._pair_geometry(self.eval_batch)
         src_img, tgt_img = self._images(self.eval_batch)
         was_training = self.G.training
         self.G.eval()  # also freezes spectral-norm power iterations
         try:
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), self._autocast():
-                out = self._generate(src_img, self.eval_geom)
+            # Eval never touches the training RNG streams, so a resumed run matches an uninterrupted one.
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                if self.eval_geom is None:
+                    self.eval_geom = self._pair_geometry(self.eval_batch)
+                with self._autocast():
+                    out = self._generate(src_img, self.eval_geom)
         finally:
             self.G.train(was_training)
         return src_img, tgt_img, out
