@@ -97,7 +97,7 @@ def test_frames_sort_numerically(tmp_path):
 
 def test_epoch_length_is_reference_formula():
     assert epoch_length([23, 12, 31]) == 2 + 1 + 3
-    assert epoch_length([9, 9]) == 0
+    assert epoch_length([9, 9]) == 2  # short videos count once (deviation; none in iPER)
 
 
 def test_pair_sampling_rules_and_reproducibility():

@@ -69,7 +69,7 @@ def frame_key(video: str, frame: int) -> str:
 class IPERDataset(Dataset):
     """Pairs (source, reference) of one split of an iPER-format folder.
 
-    ``len`` is the reference epoch size (sum over videos of frames // 10) and
+    ``len`` is the reference epoch size (sum over videos of frames // 10, at least 1 per video) and
     item ``i`` is a pure function of ``(seed, i)``.
     """
 
@@ -92,8 +92,6 @@ class IPERDataset(Dataset):
         self.videos: tuple[VideoRecord, ...] = tuple(load_video(self.root, name) for name in names)
         self.video_lengths: tuple[int, ...] = tuple(len(v) for v in self.videos)
         self._length = epoch_length(self.video_lengths)
-        if self._length == 0:
-            raise DataError(f"{list_path}: every video has fewer than 10 frames, so an epoch holds no pairs")
 
     @property
     def video_names(self) -> list[str]:

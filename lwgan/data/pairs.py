@@ -22,8 +22,12 @@ class Pair:
 
 
 def epoch_length(video_lengths: Sequence[int], interval: int = EPOCH_INTERVAL) -> int:
-    """Reference epoch size in pairs: sum over videos of frames // interval."""
-    return int(sum(int(n) // interval for n in video_lengths))
+    """Reference epoch size in pairs: sum over videos of frames // interval.
+
+    A video shorter than ``interval`` counts as one pair instead of none (deliberate
+    deviation: iPER has no such videos, and tiny synthetic sets stay usable).
+    """
+    return int(sum(max(1, int(n) // interval) for n in video_lengths if int(n) > 0))
 
 
 # Independent random streams for training pairs and the fixed eval/sample pairs.
