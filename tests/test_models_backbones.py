@@ -107,3 +107,11 @@ def test_not_a_state_dict(tmp_path):
     torch.save([torch.zeros(1)], tmp_path / "list.pth")
     with pytest.raises(UserError, match="state dict"):
         build_sphereface(str(tmp_path / "list.pth"))
+
+
+def test_sphereface_stand_in_keeps_every_level_order_one():
+    face, _ = _build_quietly(build_sphereface)
+    with torch.no_grad():
+        feats = face(torch.rand(2, 3, 112, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    scales = [f.abs().mean().item() for f in feats]
+    assert all(0.1 < s < 3.0 for s in scales), scales

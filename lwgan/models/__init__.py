@@ -5,9 +5,13 @@ from lwgan.models.backbones import BackboneStatus, SphereFace20, VGG19Features, 
 from lwgan.models.discriminator import Discriminator
 from lwgan.models.generator import Generator, GeneratorOutput
 from lwgan.models.layers import apply_spectral_norm, count_parameters, init_weights
+from lwgan.models.objective import D_METRICS, G_METRICS, Objective
 
 __all__ = [
     "BackboneStatus",
+    "D_METRICS",
+    "G_METRICS",
+    "Objective",
     "Discriminator",
     "Generator",
     "GeneratorOutput",

@@ -1,0 +1,129 @@
+"""The whole LWGAN objective in one place, split into a generator phase and a discriminator phase
+that each return the weighted loss to optimise and named scalars (stylegan2-ada style). The trainer
+does backward and the optimiser steps.
+
+Faithful to models/impersonator_trainer.py: D sees the transfer output (and the target image) with
+the target cond map; least-squares targets real 1 / fake -1 / G 0. The reference scales G's
+adversarial term and D's terms by one weight (lambda_D_prob); here G's uses ``lambda_adv`` and D's
+``lambda_D_prob`` (both 1 by default, so the baseline is the reference). Stabilizers of the seed
+paper (one-sided label smoothing, gradient penalty) are weights inside the D phase: 1.0 / 0 = off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from lwgan.models import losses
+from lwgan.models.generator import GeneratorOutput
+
+G_METRICS = ("loss/G_adv", "loss/G_rec", "loss/G_tsf", "loss/G_style", "loss/G_face", "loss/G_mask", "loss/G_mask_smooth", "loss/G_total")
+D_METRICS = ("loss/D_real", "loss/D_fake", "loss/D_gp", "loss/D_total", "D/real_mean", "D/fake_mean")
+
+
+@contextlib.contextmanager
+def frozen_parameters(module: nn.Module) -> Iterator[None]:
+    """Turn off requires_grad of ``module``'s parameters for the block (gradients still flow through
+    the module to its inputs), then restore each flag. Keeps the G phase from filling D's .grad."""
+    params = list(module.parameters())
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+def _scalars(names: tuple[str, ...], values: list[torch.Tensor | float]) -> dict[str, float]:
+    """Named floats, with a single device-to-host copy for all of them."""
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    stacked = torch.stack(
+        [v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device) for v in values]
+    )
+    return dict(zip(names, stacked.cpu().tolist()))
+
+
+def _zero_loss(device: torch.device) -> torch.Tensor:
+    """A loss with nothing to optimise (every term weighted 0): backward() works and fills no grad."""
+    return torch.zeros((), device=device, requires_grad=True)
+
+
+class Objective:
+    """``generator_phase`` and ``discriminator_phase`` of one LWGAN step. A weight of 0 skips that
+    term's computation and reports 0.0. ``vgg`` / ``face`` are frozen feature nets (backbones.py)."""
+
+    def __init__(self, train_cfg, G: nn.Module, D: nn.Module, vgg: nn.Module | None, face: nn.Module | None):
+        self.weights = train_cfg.losses
+        self.gp_weight = float(train_cfg.stabilizers.gp_weight)
+        self.real_target = float(train_cfg.stabilizers.label_smoothing)
+        self.G, self.D, self.vgg, self.face = G, D, vgg, face
+        w = self.weights
+        if (w.lambda_tsf > 0 or w.lambda_style > 0) and vgg is None:
+            raise ValueError("Objective: lambda_tsf / lambda_style > 0 need a VGG19 feature network (build_vgg19)")
+        if w.lambda_face > 0 and face is None:
+            raise ValueError("Objective: lambda_face > 0 needs a SphereFace network (build_sphereface)")
+
+    # -- G ------------------------------------------------------------------------------
+    def generator_phase(self, src_img: torch.Tensor, tgt_img: torch.Tensor, geom, gen_inputs) -> tuple[torch.Tensor, dict[str, float], GeneratorOutput]:
+        """Forward G on ``gen_inputs = (bg_in, src_in, tsf_in)`` and ``geom.flow``; return the weighted
+        G loss, its named terms and the generator outputs (the trainer detaches ``tsf_image`` for D)."""
+        w = self.weights
+        bg_in, src_in, tsf_in = gen_inputs
+        out: GeneratorOutput = self.G(bg_in, src_in, tsf_in, geom.flow)
+        zero = 0.0
+        adv = rec = tsf = style = face = mask = smooth = zero
+
+        if w.lambda_adv > 0:
+            with frozen_parameters(self.D):
+                adv = w.lambda_adv * losses.g_lsgan_loss(self.D(out.tsf_image, geom.tgt_cond))
+        if w.lambda_rec > 0:
+            rec = w.lambda_rec * losses.reconstruction_loss(out.src_image, src_img)
+        if w.lambda_tsf > 0 or w.lambda_style > 0:
+            fake_feats = self.vgg(out.tsf_image)
+            with torch.no_grad():
+                real_feats = self.vgg(tgt_img)
+            if w.lambda_tsf > 0:
+                tsf = w.lambda_tsf * losses.perceptual_loss(fake_feats, real_feats)
+            if w.lambda_style > 0:
+                style = w.lambda_style * losses.style_loss(fake_feats, real_feats)
+        if w.lambda_face > 0:
+            face = w.lambda_face * losses.face_loss(self.face, out.tsf_image, tgt_img, geom.head_box)
+        if w.lambda_mask > 0 or w.lambda_mask_smooth > 0:
+            # Reference: both streams' masks against (src_crop_mask, tgt_crop_mask), batch-concatenated.
+            masks = torch.cat([out.src_mask, out.tsf_mask], dim=0)
+            if w.lambda_mask > 0:
+                targets = torch.cat([geom.src_crop_mask, geom.tgt_crop_mask], dim=0)
+                mask = w.lambda_mask * losses.mask_loss(masks, targets)
+            if w.lambda_mask_smooth > 0:
+                smooth = w.lambda_mask_smooth * losses.mask_smooth_loss(masks)
+
+        terms = [adv, rec, tsf, style, face, mask, smooth]
+        active = [t for t in terms if isinstance(t, torch.Tensor)]
+        total = sum(active[1:], active[0]) if active else _zero_loss(src_img.device)
+        return total, _scalars(G_METRICS, terms + [total]), out
+
+    # -- D ------------------------------------------------------------------------------
+    def discriminator_phase(self, tgt_img: torch.Tensor, fake_tsf_detached: torch.Tensor, tgt_cond: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """D on (target, tgt_cond) vs (transfer output, tgt_cond): least squares with the real target
+        ``label_smoothing`` and the fake target -1, plus ``gp_weight`` * gradient penalty."""
+        fake = fake_tsf_detached.detach()
+        use_ls = self.weights.lambda_D_prob > 0
+        with torch.set_grad_enabled(use_ls and torch.is_grad_enabled()):
+            d_real = self.D(tgt_img, tgt_cond)
+            d_fake = self.D(fake, tgt_cond)
+        real_loss = fake_loss = gp = 0.0
+        if use_ls:
+            real_term, fake_term = losses.d_lsgan_losses(d_real, d_fake, real_target=self.real_target)
+            real_loss = self.weights.lambda_D_prob * real_term
+            fake_loss = self.weights.lambda_D_prob * fake_term
+        if self.gp_weight > 0:
+            gp = self.gp_weight * losses.gradient_penalty(self.D, tgt_img, fake, tgt_cond)
+        active = [t for t in (real_loss, fake_loss, gp) if isinstance(t, torch.Tensor)]
+        total = sum(active[1:], active[0]) if active else _zero_loss(tgt_img.device)
+        values = [real_loss, fake_loss, gp, total, d_real.mean(), d_fake.mean()]
+        return total, _scalars(D_METRICS, values)
