@@ -1,0 +1,84 @@
+"""Build a study's report (Markdown and/or PDF, figures, sample grids, CSVs of the numbers) from the
+MLflow store: ``build_report`` is what ``lwgan-study report`` and the study runner call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from lwgan.errors import UserError
+
+FORMATS = ("md", "pdf")
+
+
+def parse_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
+    """``"md,pdf"`` or an iterable -> a tuple of known formats; UserError names the allowed ones."""
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out = []
+    for item in items:
+        fmt = str(item).strip().lower().lstrip(".")
+        if not fmt:
+            continue
+        if fmt == "markdown":
+            fmt = "md"
+        if fmt not in FORMATS:
+            raise UserError(f"--format: unknown report format {item!r} (allowed: {', '.join(FORMATS)})")
+        if fmt not in out:
+            out.append(fmt)
+    if not out:
+        raise UserError(f"--format: no report format given (allowed: {', '.join(FORMATS)})")
+    return tuple(out)
+
+
+def build_report(
+    study_ref: str,
+    out_dir: Path | None = None,
+    formats: Iterable[str] | str = FORMATS,
+    tracking_uri: str | None = None,
+    *,
+    window: float = 0.2,
+) -> list[Path]:
+    """Write the report of a study and return the report files, in ``formats`` order.
+
+    ``study_ref``: a study YAML path (its ``name:``), a study name (the latest parent run tagged
+    ``lwgan.study=<name>``) or an MLflow parent run id. ``out_dir`` defaults to
+    ``<project>/reports/<study>``; it also receives ``figures/``, ``samples/`` and ``data/*.csv``.
+    ``window``: fraction of each run's logged points that forms the final window.
+    """
+    if not 0 < window <= 1:
+        raise UserError(f"window: {window!r} is not a fraction in (0, 1]")
+    fmts = parse_formats(formats)
+    from lwgan.paths import project_dir
+    from lwgan.report.collect import collect_study, download_sample
+    from lwgan.report.markdown import to_markdown
+    from lwgan.report.sections import analyse, report_blocks, safe_name
+
+    data = collect_study(study_ref, tracking_uri)
+    out = Path(out_dir) if out_dir is not None else project_dir() / "reports" / safe_name(data.study)
+    out.mkdir(parents=True, exist_ok=True)
+
+    analysis = analyse(data, window)
+    blocks = report_blocks(data, analysis, out, lambda run_id, dst: download_sample(data.tracking_uri, run_id, dst))
+    _write_data(data, analysis, out / "data")
+
+    written = []
+    for fmt in fmts:
+        if fmt == "md":
+            path = out / "report.md"
+            path.write_text(to_markdown(blocks), encoding="utf-8")
+        else:
+            from lwgan.report.pdf import write_pdf
+
+            path = write_pdf(blocks, out, out / "report.pdf", footer_text=f"lwgan-study report: {data.study}")
+        written.append(path)
+    return written
+
+
+def _write_data(data, an, folder: Path) -> None:
+    """The numbers behind the tables, for anyone who wants to redo them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data.runs.to_csv(folder / "runs.csv", index=False)
+    an.finals.to_csv(folder / "final_values.csv", index=False)
+    an.comparison.to_csv(folder / "comparison.csv", index=False)
+    an.oscillation.to_csv(folder / "oscillation.csv", index=False)

@@ -1,0 +1,364 @@
+"""The report's sections, in order: design, run accounting, delta tables, curves, stability, samples,
+findings. Each function turns the collected frames into document blocks (saving its figures under
+the output folder); ``report_blocks`` puts them together.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lwgan.report import figures, stats, tables
+from lwgan.report.collect import StudyRuns, json_tag
+from lwgan.report.document import DAGGER, Block, Bullets, Heading, Image, PageBreak, Paragraph, Table
+from lwgan.report.findings import findings
+
+BASELINE = "baseline"
+BACKBONE_NAMES = {"vgg19": ("VGG19", "perceptual losses"), "sphereface20": ("SphereFace-20", "face losses"),
+                  "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS", "LPIPS scores")}
+CURVE_GROUPS = (
+    ("curves_G", "Generator loss terms", ("loss/G_adv", "loss/G_rec", "loss/G_tsf", "loss/G_style", "loss/G_face",
+                                          "loss/G_mask", "loss/G_mask_smooth", "loss/G_total")),
+    ("curves_D", "Discriminator loss terms", ("loss/D_real", "loss/D_fake", "loss/D_gp", "loss/D_total")),
+    ("d_outputs", "Mean discriminator outputs D(real) and D(fake)", ("D/real_mean", "D/fake_mean")),
+    ("learning_rates", "Learning rates", ("lr/G", "lr/D")),
+    ("grad_norms", "Gradient norms", ("grad_norm/G", "grad_norm/D")),
+    ("eval", "Evaluation metrics on the fixed validation pairs", tables.EVAL_KEYS),
+)
+SAMPLE_COLUMNS = "columns: source | reference | warped source | output | target; rows: the fixed validation pairs"
+SAMPLES_PER_PANEL = 3
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The numbers every section reads (completed runs only, except ``runs``)."""
+
+    variants: list[str]
+    baseline: str
+    window: float
+    runs: pd.DataFrame
+    completed_runs: pd.DataFrame
+    completed_metrics: pd.DataFrame
+    finals: pd.DataFrame
+    comparison: pd.DataFrame
+    oscillation: pd.DataFrame
+    stability: pd.DataFrame
+    keys: list[str]
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "study"
+
+
+def variant_order(runs: pd.DataFrame, study_spec: dict[str, Any], baseline: str = BASELINE) -> list[str]:
+    """Baseline first, then the order of the study file's ``variants`` when it has one, then first start time."""
+    present = list(dict.fromkeys(runs.sort_values("start_time", kind="stable")["variant"]))
+    declared: list[str] = []
+    spec_variants = study_spec.get("variants") if isinstance(study_spec, dict) else None
+    if isinstance(spec_variants, dict):
+        declared = [str(k) for k in spec_variants]
+    elif isinstance(spec_variants, list):
+        declared = [str(v.get("name")) if isinstance(v, dict) else str(v) for v in spec_variants]
+    ordered = [v for v in declared if v in present] + [v for v in present if v not in declared]
+    if baseline in ordered:
+        ordered.remove(baseline)
+        ordered.insert(0, baseline)
+    return ordered
+
+
+def analyse(data: StudyRuns, window: float = 0.2, baseline: str = BASELINE) -> Analysis:
+    variants = variant_order(data.runs, data.study_spec, baseline)
+    done = data.runs[data.runs["status"] == "completed"]
+    metrics = data.metrics[data.metrics["run_id"].isin(done["run_id"])]
+    finals = stats.final_values(metrics, window)
+    present = set(metrics["key"])
+    keys = [k for k in tables.ALL_LOSS_KEYS + tables.EVAL_KEYS if k in present]
+    comparison = stats.compare_to_baseline(finals, keys, variants, baseline)
+    osc = stats.oscillation(metrics, window)
+    stability = stats.summarize_by_variant(osc, ["resid_sd_G", "resid_rel_G", "resid_sd_D", "resid_rel_D", "corr_GD"],
+                                           [v for v in variants if v in set(osc["variant"])])
+    return Analysis(variants, baseline, window, data.runs, done, metrics, finals, comparison, osc, stability, keys)
+
+
+# ----------------------------------------------------------------------------------
+# Title and design
+# ----------------------------------------------------------------------------------
+
+
+def _unique_tag(runs: pd.DataFrame, tag: str) -> list[str]:
+    col = f"tag.{tag}"
+    if col not in runs:
+        return []
+    return sorted({str(v) for v in runs[col].dropna() if str(v)})
+
+
+def backbone_lines(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(warnings in bold for every stand-in backbone, plain status lines)."""
+    statuses: dict[str, set[str]] = {}
+    for text in _unique_tag(runs, "lwgan.backbone_status"):
+        for name, status in json_tag({"x": text}, "x").items():
+            statuses.setdefault(str(name), set()).add(str(status))
+    warnings, lines = [], []
+    for name in sorted(statuses):
+        pretty, what = BACKBONE_NAMES.get(name.lower(), (name, "losses computed with it"))
+        kinds = statuses[name]
+        lines.append(f"{pretty}: {', '.join(sorted(kinds))}")
+        if "stand-in" in kinds:
+            warnings.append(f"**{pretty}: untrained stand-in \u2014 {what} are not comparable with the paper.**")
+    return warnings, lines
+
+
+def title_blocks(data: StudyRuns) -> list[Block]:
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        Heading(f"Study report: {data.study}", 1),
+        Paragraph(
+            f"Generated {now} from MLflow parent run {data.parent_run_id} (experiment {data.experiment_id}) in "
+            f"{data.tracking_uri}. {len(data.runs)} trial runs; statistics, curves and stability use completed runs only."
+        ),
+    ]
+
+
+def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
+    tags = data.parent_tags
+    warnings, backbone_status = backbone_lines(data.runs)
+    dataset_kind = tags.get("lwgan.dataset_kind", "")
+    datasets = _unique_tag(data.runs, "lwgan.dataset")
+    body_kind = tags.get("lwgan.body_model_kind", "")
+    bodies = _unique_tag(data.runs, "lwgan.body_model")
+    versions = json_tag(tags, "lwgan.versions")
+    dataset_text = (dataset_kind or "unknown kind") + (f" ({'; '.join(datasets)})" if datasets else "")
+    if dataset_kind == "synthetic":
+        dataset_text = f"**synthetic mini-iPER** ({'; '.join(datasets) or 'generated'})"
+    body_text = (body_kind or "unknown kind") + (f" ({'; '.join(bodies)})" if bodies else "")
+    if body_kind == "generated":
+        body_text = f"**generated stand-in body model, not SMPL** ({'; '.join(bodies) or 'generated'})"
+    items = [
+        f"Profile: {tags.get('lwgan.profile', 'not recorded')}",
+        f"Dataset: {dataset_text}",
+        f"Body model: {body_text}",
+        f"Backbones: {'; '.join(backbone_status) if backbone_status else 'status not recorded'}",
+        f"Device: {', '.join(_unique_tag(data.runs, 'lwgan.device')) or 'not recorded'}",
+        f"Git commit: {tags.get('lwgan.git_commit', 'not recorded')}",
+        "Package versions: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else "not recorded"),
+    ]
+    if tags.get("lwgan.study_file"):
+        items.append(f"Study file: {tags['lwgan.study_file']}")
+    blocks: list[Block] = [Heading("Design")]
+    blocks += [Paragraph(w) for w in warnings]
+    blocks.append(Bullets(items))
+    blocks.append(tables.design_table(data.runs, an.variants, an.baseline))
+    return blocks
+
+
+# ----------------------------------------------------------------------------------
+# Accounting
+# ----------------------------------------------------------------------------------
+
+
+def excluded_counts(runs: pd.DataFrame) -> dict[str, int]:
+    return {s: int((runs["status"] == s).sum()) for s in tables.STATUSES if s != "completed"}
+
+
+def accounting_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
+    excluded = excluded_counts(data.runs)
+    n_excl = sum(excluded.values())
+    blocks: list[Block] = [Heading("Run accounting"), tables.accounting_table(data.runs, an.variants)]
+    if n_excl:
+        blocks.append(Paragraph(
+            f"{n_excl} of {len(data.runs)} runs did not complete ("
+            + ", ".join(f"{v} {k}" for k, v in excluded.items() if v)
+            + "). They are excluded from every statistic, table, curve and stability measure below:"
+        ))
+        blocks.append(Bullets(tables.failure_notes(data.runs)))
+    else:
+        blocks.append(Paragraph(f"All {len(data.runs)} runs completed; none is excluded."))
+    return blocks
+
+
+# ----------------------------------------------------------------------------------
+# Deltas
+# ----------------------------------------------------------------------------------
+
+
+def window_text(an: Analysis) -> str:
+    pct = f"{100 * an.window:g}%"
+    ref = an.finals[an.finals["key"] == "loss/G_total"]
+    if ref.empty:
+        ref = an.finals
+    example = ""
+    if not ref.empty:
+        first, last, n = int(ref["first_step"].median()), int(ref["last_step"].median()), int(ref["n_points"].median())
+        example = f" (median over runs for {ref['key'].iloc[0]}: steps {first}\u2013{last}, {n} points)"
+    return (
+        f"Final window: the value of a metric is its mean over the last {pct} of that run's logged points "
+        f"(at least one point){example}."
+    )
+
+
+def delta_blocks(an: Analysis) -> list[Block]:
+    blocks: list[Block] = [Heading("Results: deltas against the baseline")]
+    if an.baseline not in an.variants:
+        return blocks + [Paragraph(f"The study has no variant named '{an.baseline}': deltas cannot be computed.")]
+    n_seeds = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
+    blocks.append(Paragraph(
+        window_text(an) + " Delta = (variant mean \u2212 baseline mean) / |baseline mean|, in %, with the half-width of "
+        "the 95% Welch CI of the difference (both groups need \u2265 2 completed seeds). The baseline row holds absolute "
+        f"values (mean \u00b1 95% t-CI). Bold cells marked {DAGGER}: the CI of the difference excludes 0. "
+        f"Completed seeds: {', '.join(f'{v} {n}' for v, n in n_seeds.items())}."
+    ))
+    main = [k for k in tables.MAIN_KEYS if k in an.keys]
+    if main:
+        blocks.append(_with_caption(tables.table1(an.comparison, an.runs, an.variants, an.baseline, main),
+                                    "Table 1 layout: stabilisers, TTUR and loss weights per variant, and the change of "
+                                    "the face, transfer and reconstruction losses against the baseline."))
+    for keys, caption in (
+        ([k for k in tables.G_LOSS_KEYS if k in an.keys], "Other generator loss terms."),
+        ([k for k in tables.D_LOSS_KEYS if k in an.keys], "Discriminator loss terms."),
+        ([k for k in tables.EVAL_KEYS if k in an.keys], "Evaluation metrics (fixed validation pairs; higher is better for SSIM and PSNR, lower for LPIPS and FID)."),
+    ):
+        if keys:
+            blocks.append(_with_caption(tables.delta_table(an.comparison, an.variants, an.baseline, keys), caption))
+    stat = tables.statistics_table(an.comparison, an.baseline, an.keys)
+    tested = int(an.comparison["p_holm"].notna().sum())
+    note = (
+        f"Welch's t-test (unequal variances, two-sided) against the baseline needs \u2265 {stats.MIN_SEEDS_TEST} "
+        f"completed seeds in both groups; p Holm corrects across the variants of each metric ({tested} tests in all); "
+        "Hedges' g = (variant \u2212 baseline) / pooled sd \u00d7 small-sample correction."
+    )
+    if stat.rows:
+        blocks.append(Heading("Statistics detail", 3))
+        blocks.append(Paragraph(note))
+        blocks.append(stat)
+    return blocks
+
+
+def _with_caption(table: Table, caption: str) -> Table:
+    return Table(table.columns, table.rows, caption=caption, notes=table.notes)
+
+
+# ----------------------------------------------------------------------------------
+# Curves, stability, samples
+# ----------------------------------------------------------------------------------
+
+
+def curve_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
+    blocks: list[Block] = [PageBreak(), Heading("Training curves")]
+    if an.completed_metrics.empty:
+        return blocks + [Paragraph("No completed run logged metrics: no curves.")]
+    blocks.append(Paragraph(
+        "Per variant: the mean over seeds of the EMA-smoothed curves (solid; span = 5% of the logged points, at least 3), "
+        "the min\u2013max band of the smoothed seed curves (shaded) and the raw mean over seeds (faint). Completed runs only."
+    ))
+    present = set(an.completed_metrics["key"])
+    variants = [v for v in an.variants if v in set(an.completed_metrics["variant"])]
+    for name, title, keys in CURVE_GROUPS:
+        keys = [k for k in keys if k in present]
+        if not keys:
+            continue
+        fig = figures.curves_figure(an.completed_metrics, keys, variants, palette, ncols=2 if len(keys) > 1 else 1)
+        rel = f"figures/{name}.png"
+        figures.save_figure(fig, out_dir / rel)
+        blocks.append(Image(rel, caption=f"{title}."))
+    return blocks
+
+
+def stability_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
+    blocks: list[Block] = [Heading("Stability")]
+    if an.oscillation.empty:
+        return blocks + [Paragraph("No completed run logged loss/G_total or loss/D_total: no stability measures.")]
+    blocks.append(Paragraph(
+        f"Oscillation per run over the final window ({100 * an.window:g}% of the logged points): the standard deviation of "
+        "the residual of loss/G_total and loss/D_total after subtracting their EMA (absolute, and in % of the mean EMA "
+        "level), and corr(G, D), the Pearson correlation of the two residuals (negative when G and D swing against each "
+        "other); mean \u00b1 95% CI over seeds."
+    ))
+    blocks.append(tables.stability_table(an.stability))
+    variants = [v for v in an.variants if v in set(an.oscillation["variant"])]
+    fig = figures.stability_figure(an.oscillation, variants, palette)
+    figures.save_figure(fig, out_dir / "figures/stability.png")
+    blocks.append(Image("figures/stability.png", caption="Oscillation per variant: dots are seeds, bars mean \u00b1 95% CI."))
+    return blocks
+
+
+def pick_sample_runs(runs: pd.DataFrame, variants: Sequence[str]) -> dict[str, pd.Series]:
+    """One run per variant, the same seed everywhere when possible: the smallest seed completed in
+    every variant, else each variant's lowest completed seed, else its lowest seed of any status."""
+    done = runs[runs["status"] == "completed"]
+    seed_sets = [set(done.loc[done["variant"] == v, "seed"].dropna()) for v in variants]
+    common = set.intersection(*seed_sets) if seed_sets and all(seed_sets) else set()
+    chosen = {}
+    for v in variants:
+        pool = done[done["variant"] == v]
+        if common:
+            pool = pool[pool["seed"] == min(common)]
+        if pool.empty:
+            pool = runs[runs["variant"] == v]
+        if not pool.empty:
+            chosen[v] = pool.sort_values("seed", kind="stable").iloc[0]
+    return chosen
+
+
+def sample_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: Callable[[str, Path], Path | None]) -> list[Block]:
+    from PIL import Image as PILImage
+
+    blocks: list[Block] = [PageBreak(), Heading("Samples")]
+    got: list[tuple[str, str, np.ndarray]] = []
+    missing = []
+    for variant, run in pick_sample_runs(data.runs, an.variants).items():
+        rel = f"samples/{safe_name(variant)}_seed{run['seed']}.png"
+        path = fetch(run["run_id"], out_dir / rel)
+        label = f"{variant} (seed {run['seed']}" + ("" if run["status"] == "completed" else f", {run['status']}") + ")"
+        if path is None:
+            missing.append(f"{variant}: run {run['run_id'][:8]} has no samples/final.png")
+            continue
+        with PILImage.open(path) as img:
+            got.append((label, rel, np.asarray(img.convert("RGB"))))
+    if not got:
+        return blocks + [Paragraph("No run has a samples/final.png artifact.")] + ([Bullets(missing)] if missing else [])
+    blocks.append(Paragraph(
+        f"The last sample grid (samples/final.png) of one run per variant, the same seed where possible, on the same "
+        f"fixed validation pairs; {SAMPLE_COLUMNS}."
+    ))
+    for i in range(0, len(got), SAMPLES_PER_PANEL):
+        chunk = got[i:i + SAMPLES_PER_PANEL]
+        fig = figures.samples_figure([(label, grid) for label, _, grid in chunk])
+        rel = f"figures/samples_{i // SAMPLES_PER_PANEL + 1}.png"
+        figures.save_figure(fig, out_dir / rel)
+        blocks.append(Image(rel, caption="Samples: " + ", ".join(label for label, _, _ in chunk) + "."))
+    blocks.append(Paragraph("Full-resolution grids: " + ", ".join(f"[{label}]({rel})" for label, rel, _ in got) + "."))
+    if missing:
+        blocks.append(Bullets(missing))
+    return blocks
+
+
+def findings_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
+    completed = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
+    sentences = findings(an.comparison, an.variants, an.baseline, completed, excluded_counts(data.runs),
+                         an.stability, key_order=an.keys)
+    warnings, _ = backbone_lines(data.runs)
+    if warnings:
+        sentences.append("Caveat: " + " ".join(w.strip("*") for w in warnings))
+    return [Heading("Findings")] + [Paragraph(s) for s in sentences]
+
+
+def report_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: Callable[[str, Path], Path | None]) -> list[Block]:
+    """Every section in order; figures and sample grids are written under ``out_dir``."""
+    palette = figures.variant_palette(an.variants)
+    blocks: list[Block] = []
+    blocks += title_blocks(data)
+    blocks += design_blocks(data, an)
+    blocks += accounting_blocks(data, an)
+    blocks += delta_blocks(an)
+    blocks += curve_blocks(an, out_dir, palette)
+    blocks += stability_blocks(an, out_dir, palette)
+    blocks += sample_blocks(data, an, out_dir, fetch)
+    blocks += findings_blocks(data, an)
+    return blocks

@@ -1,0 +1,306 @@
+"""The report's tables as ``document.Table`` objects: the design per variant, run accounting, the
+delta table in the layout of the seed paper's Table 1 (plus the other loss terms and eval metrics),
+the statistics detail and the stability table.
+
+Inputs are the pandas frames of ``collect`` and ``stats``; nothing here reads files.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lwgan.report.document import Cell, Table
+
+MAIN_KEYS = ("loss/G_face", "loss/G_tsf", "loss/G_rec")
+G_LOSS_KEYS = ("loss/G_adv", "loss/G_style", "loss/G_mask", "loss/G_mask_smooth", "loss/G_total")
+D_LOSS_KEYS = ("loss/D_real", "loss/D_fake", "loss/D_gp", "loss/D_total")
+EVAL_KEYS = ("eval/ssim", "eval/psnr", "eval/lpips", "eval/fid")
+ALL_LOSS_KEYS = MAIN_KEYS + G_LOSS_KEYS + D_LOSS_KEYS
+
+# Keys that Table 1 shows in its own columns; every other config difference goes to "Other changes".
+TABLE1_DESIGN_KEYS = ("spectral_norm", "spectral_norm_G", "gp_weight", "lr_G", "lr_D", "lr_final")
+NOT_A_DESIGN_CHOICE = ("seed", "variant")
+
+GREEK = {"eta": "\u03b7", "lambda": "\u03bb"}
+NO = "\u2013"  # en dash, as the paper's "-" for "off"
+YES = "\u2713"
+
+
+def metric_label(key: str, delta: bool = False) -> str:
+    """``loss/G_face`` -> ``L_face`` (``ΔL_face`` with delta), ``loss/D_real`` -> ``D_real``, ``eval/ssim`` -> ``SSIM``."""
+    group, _, name = key.partition("/")
+    if group == "loss" and name.startswith("G_"):
+        label = "L_" + name[2:]
+    elif group == "eval":
+        label = name.upper()
+    else:
+        label = name or key
+    return ("\u0394" + label) if delta else label
+
+
+# ----------------------------------------------------------------------------------
+# Number formatting
+# ----------------------------------------------------------------------------------
+
+
+def fmt_value(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return NO
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return f"{float(x):.{digits}g}"
+    return str(x)
+
+
+def fmt_lr(x: Any) -> str:
+    """Learning rates as the paper writes them: 1e-4, 2.5e-4."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return NO
+    mant, exp = f"{float(x):.3e}".split("e")
+    mant = mant.rstrip("0").rstrip(".")
+    return f"{mant}e{int(exp)}"
+
+
+def fmt_pct(x: float) -> str:
+    return f"{x:+.2f}%"
+
+
+def fmt_mean_ci(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return NO
+    if not math.isfinite(half):
+        return fmt_value(mean)
+    return f"{fmt_value(mean)} \u00b1 {fmt_value(half, 2)}"
+
+
+def fmt_p(p: float) -> str:
+    if not math.isfinite(p):
+        return NO
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def delta_cell(row: Mapping[str, Any]) -> Cell:
+    """A delta cell: "-12.80% ± 3.21", bold and marked when the CI of the difference excludes 0."""
+    if row["n_var"] == 0:
+        return Cell("no completed run")
+    if row["n_base"] == 0:
+        return Cell("no baseline")
+    if not math.isfinite(row["delta_pct"]):
+        return Cell(f"n/a (baseline 0; {fmt_value(row['var_mean'])})")
+    if not math.isfinite(row["delta_ci_pct"]):
+        return Cell(fmt_pct(row["delta_pct"]))
+    text = f"{fmt_pct(row['delta_pct'])} \u00b1 {row['delta_ci_pct']:.2f}"
+    significant = bool(row["ci_excludes_zero"])
+    return Cell(text, bold=significant, mark=significant)
+
+
+# ----------------------------------------------------------------------------------
+# Design (config differences)
+# ----------------------------------------------------------------------------------
+
+
+def variant_params(runs: pd.DataFrame, variant: str) -> dict[str, Any]:
+    """The flat config of a variant (params of one of its runs), without seed/variant."""
+    sub = runs[runs["variant"] == variant]
+    if sub.empty:
+        return {}
+    # Prefer a completed run (a failed one may have died before logging every param), then the lowest seed.
+    sub = sub.assign(_rank=(sub["status"] != "completed").astype(int)).sort_values(["_rank", "seed"], kind="stable")
+    first = sub.iloc[0]
+    out = {}
+    for col in runs.columns:
+        if col.startswith("param."):
+            name = col[len("param."):]
+            value = first[col]
+            if name in NOT_A_DESIGN_CHOICE or (isinstance(value, float) and math.isnan(value)):
+                continue
+            out[name] = value
+    return out
+
+
+def config_diff(params: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Keys whose value differs from the baseline: key -> (baseline value, variant value)."""
+    diff = {}
+    for key in sorted(set(params) | set(base)):
+        a, b = base.get(key), params.get(key)
+        if a != b:
+            diff[key] = (a, b)
+    return diff
+
+
+def fmt_key(key: str) -> str:
+    if key.startswith("lambda_"):
+        return GREEK["lambda"] + "_" + key[len("lambda_"):]
+    return key
+
+
+def fmt_param(key: str, value: Any) -> str:
+    return fmt_lr(value) if key.startswith("lr_") and isinstance(value, (int, float)) else fmt_value(value)
+
+
+def design_cells(params: Mapping[str, Any], base: Mapping[str, Any], is_baseline: bool) -> list[Cell]:
+    """SN, GP weight, TTUR (η_G, η_D, η_F), loss weights changed, other changes."""
+    sn = bool(params.get("spectral_norm", False))
+    sn_g = bool(params.get("spectral_norm_G", False))
+    sn_text = (YES + " (D+G)" if sn_g else YES) if sn else ("G only" if sn_g else NO)
+    gp = params.get("gp_weight", 0) or 0
+    gp_text = fmt_value(gp) if gp else NO
+    ttur = f"({fmt_lr(params.get('lr_G'))}, {fmt_lr(params.get('lr_D'))}, {fmt_lr(params.get('lr_final'))})"
+    diff = config_diff(params, base)
+    lambdas = [f"{fmt_key(k)} = {fmt_value(v)}" for k, (_, v) in diff.items() if k.startswith("lambda_")]
+    other = [f"{k} = {fmt_param(k, v)}" for k, (_, v) in diff.items() if not k.startswith("lambda_") and k not in TABLE1_DESIGN_KEYS]
+    if is_baseline:
+        return [Cell(sn_text), Cell(gp_text), Cell(ttur), Cell("reference"), Cell(NO)]
+    return [Cell(sn_text), Cell(gp_text), Cell(ttur), Cell("; ".join(lambdas) or NO), Cell("; ".join(other) or NO)]
+
+
+def design_table(runs: pd.DataFrame, variants: Sequence[str], baseline: str) -> Table:
+    base = variant_params(runs, baseline)
+    rows = []
+    for variant in variants:
+        sub = runs[runs["variant"] == variant]
+        params = variant_params(runs, variant)
+        if variant == baseline:
+            changes = "(the baseline)"
+        else:
+            diff = config_diff(params, base)
+            changes = "; ".join(f"{fmt_key(k)}: {fmt_param(k, a)} \u2192 {fmt_param(k, b)}" for k, (a, b) in diff.items()) or "none"
+        seeds = sorted(int(s) for s in sub["seed"].dropna().unique())
+        budget = params.get("max_steps")
+        budget_text = fmt_value(budget) if budget is not None else "full schedule"
+        rows.append([Cell(variant), Cell(changes), Cell(", ".join(map(str, seeds)) or NO), Cell(budget_text)])
+    return Table(["Variant", "Config vs baseline", "Seeds", "max_steps"], rows, caption="Design: what each variant changes.")
+
+
+# ----------------------------------------------------------------------------------
+# Run accounting
+# ----------------------------------------------------------------------------------
+
+STATUSES = ("completed", "diverged", "failed", "pruned", "running")
+
+
+def accounting_table(runs: pd.DataFrame, variants: Sequence[str]) -> Table:
+    rows = []
+    for variant in variants:
+        sub = runs[runs["variant"] == variant].sort_values("seed", kind="stable")
+        counts = {s: int((sub["status"] == s).sum()) for s in STATUSES}
+        div = sub[sub["status"] == "diverged"]
+        div_text = str(counts["diverged"])
+        if counts["diverged"]:
+            div_text += " (" + ", ".join(f"seed {fmt_value(r.seed)} @ step {fmt_value(r.diverged_step)}" for r in div.itertuples()) + ")"
+        failed = sub[sub["status"] == "failed"]
+        failed_text = str(counts["failed"])
+        if counts["failed"]:
+            failed_text += " (seed " + ", ".join(fmt_value(s) for s in failed["seed"]) + ")"
+        rows.append([
+            Cell(variant), Cell(str(len(sub))), Cell(str(counts["completed"])), Cell(div_text),
+            Cell(failed_text), Cell(str(counts["pruned"])), Cell(str(counts["running"])),
+        ])
+    return Table(
+        ["Variant", "Trials", "Completed", "Diverged", "Failed", "Pruned", "Running"], rows,
+        caption="Run accounting: the outcome of every trial.",
+    )
+
+
+def failure_notes(runs: pd.DataFrame) -> list[str]:
+    """One line per non-completed run, with its reason."""
+    notes = []
+    bad = runs[runs["status"] != "completed"].sort_values(["variant", "seed"], kind="stable")
+    for r in bad.itertuples():
+        what = f"{r.variant}, seed {fmt_value(r.seed)} (run {r.run_id[:8]}): {r.status}"
+        if r.status == "diverged" and r.diverged_step is not None and not (isinstance(r.diverged_step, float) and math.isnan(r.diverged_step)):
+            what += f" at step {fmt_value(r.diverged_step)}"
+        if isinstance(r.error, str) and r.error:
+            what += f" \u2013 {r.error}"
+        elif r.status == "failed":
+            what += " \u2013 no error message was recorded"
+        notes.append(what)
+    return notes
+
+
+# ----------------------------------------------------------------------------------
+# Delta tables
+# ----------------------------------------------------------------------------------
+
+
+def _lookup(comparison: pd.DataFrame, variant: str, key: str) -> Mapping[str, Any]:
+    hit = comparison[(comparison["variant"] == variant) & (comparison["key"] == key)]
+    if hit.empty:
+        raise KeyError((variant, key))
+    return hit.iloc[0].to_dict()
+
+
+def baseline_cell(comparison: pd.DataFrame, baseline: str, key: str) -> Cell:
+    row = _lookup(comparison, baseline, key)
+    if row["n_var"] == 0:
+        return Cell("no completed run")
+    return Cell(fmt_mean_ci(row["var_mean"], row["var_ci"]))
+
+
+def table1(
+    comparison: pd.DataFrame, runs: pd.DataFrame, variants: Sequence[str], baseline: str, keys: Sequence[str] = MAIN_KEYS
+) -> Table:
+    """The seed paper's Table 1: Exp, SN, GP weight, TTUR, loss weights (+ other changes), ΔL_face, ΔL_tsf, ΔL_rec."""
+    base = variant_params(runs, baseline)
+    columns = ["Exp", "SN", "GP weight", "TTUR (\u03b7_G, \u03b7_D, \u03b7_F)", "Loss weights", "Other changes"]
+    columns += [metric_label(k, delta=True) for k in keys]
+    rows = []
+    for variant in variants:
+        is_base = variant == baseline
+        cells = [Cell(variant)] + design_cells(variant_params(runs, variant), base, is_base)
+        for key in keys:
+            cells.append(baseline_cell(comparison, baseline, key) if is_base else delta_cell(_lookup(comparison, variant, key)))
+        rows.append(cells)
+    return Table(columns, rows)
+
+
+def delta_table(comparison: pd.DataFrame, variants: Sequence[str], baseline: str, keys: Sequence[str]) -> Table:
+    """Exp + one delta column per key; the baseline row holds absolute values."""
+    columns = ["Exp"] + [metric_label(k, delta=True) for k in keys]
+    rows = []
+    for variant in variants:
+        if variant == baseline:
+            rows.append([Cell(variant)] + [baseline_cell(comparison, baseline, k) for k in keys])
+        else:
+            rows.append([Cell(variant)] + [delta_cell(_lookup(comparison, variant, k)) for k in keys])
+    return Table(columns, rows)
+
+
+def statistics_table(comparison: pd.DataFrame, baseline: str, keys: Sequence[str]) -> Table:
+    """One row per variant and metric with n, means, Δ% with its CI, Welch p, Holm p and Hedges' g."""
+    rows = []
+    order = {k: i for i, k in enumerate(keys)}
+    comp = comparison[(comparison["variant"] != baseline) & comparison["key"].isin(keys)].copy()
+    comp["_order"] = comp["key"].map(order)
+    for variant, grp in comp.groupby("variant", sort=False):
+        for row in grp.sort_values("_order").to_dict("records"):
+            rows.append([
+                Cell(variant), Cell(row["key"]), Cell(f"{row['n_var']} / {row['n_base']}"),
+                Cell(fmt_mean_ci(row["var_mean"], row["var_ci"])), delta_cell(row),
+                Cell(fmt_p(row["p_welch"])), Cell(fmt_p(row["p_holm"]), bold=bool(math.isfinite(row["p_holm"]) and row["p_holm"] < 0.05)),
+                Cell(fmt_value(row["hedges_g"], 3)),
+            ])
+    return Table(["Exp", "Metric", "n (var / base)", "Variant mean", "\u0394 vs baseline", "p Welch", "p Holm", "Hedges' g"], rows)
+
+
+# ----------------------------------------------------------------------------------
+# Stability
+# ----------------------------------------------------------------------------------
+
+
+def stability_table(summary: pd.DataFrame) -> Table:
+    """Per variant: residual sd of G_total and D_total (absolute and % of level) and corr(G, D), mean ± 95% CI."""
+    rows = []
+    for r in summary.to_dict("records"):
+        rows.append([Cell(r["variant"]), Cell(str(r["n"]))] + [
+            Cell(fmt_mean_ci(r[c], r[f"{c}_ci"])) for c in ("resid_sd_G", "resid_rel_G", "resid_sd_D", "resid_rel_D", "corr_GD")
+        ])
+    columns = ["Exp", "n", "resid. sd G_total", "rel. G (%)", "resid. sd D_total", "rel. D (%)", "corr(G, D)"]
+    return Table(columns, rows)
