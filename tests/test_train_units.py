@@ -210,3 +210,46 @@ def test_progress_line_and_non_tty_cadence():
     silent = io.StringIO()
     Progress(total=10, enabled=False, stream=silent).update(1, 0, {}, 1.0)
     assert silent.getvalue() == ""
+
+
+# --- pair stream ----------------------------------------------------------------------
+class _StubDataset:
+    video_lengths = (20, 30, 12)
+    source_frames = 15
+
+    def __len__(self):
+        return 6
+
+    def item(self, video, source, target):
+        return {"video": video, "source": source, "target": target}
+
+
+def test_pair_stream_is_a_pure_function_of_seed_and_sample():
+    from lwgan.train.pair_stream import PairStream, batches
+
+    a, b, c = PairStream(_StubDataset(), 3), PairStream(_StubDataset(), 3), PairStream(_StubDataset(), 4)
+    first = [a[n] for n in range(18)]
+    assert first == [b[n] for n in range(18)]
+    assert first != [c[n] for n in range(18)]
+    for p in range(3):  # each pass visits every item index of that pass exactly once
+        assert sorted(a.global_index(n) for n in range(6 * p, 6 * p + 6)) == list(range(6 * p, 6 * p + 6))
+    assert first[:6] != first[6:12]  # a new pass draws new pairs
+    assert all(s["source"] < 15 and s["target"] < _StubDataset.video_lengths[s["video"]] for s in first)
+    resumed = [x for batch in batches(a, 4, 8, 8) for x in zip(batch["video"].tolist(), batch["source"].tolist())]
+    assert resumed == [(s["video"], s["source"]) for s in first[8:16]]
+
+
+def test_lpips_weights_loading_checks_keys_and_shapes(tmp_path):
+    from lwgan.errors import DataError
+    from lwgan.train.image_metrics import load_lpips_weights
+
+    good = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate((4, 8))}
+    torch.save(good, tmp_path / "vgg.pth")
+    loaded = load_lpips_weights(str(tmp_path / "vgg.pth"), (4, 8))
+    assert [tuple(w.shape) for w in loaded] == [(1, 4, 1, 1), (1, 8, 1, 1)]
+    with pytest.raises(DataError, match=r"lin1.model.1.weight has shape \(1, 8, 1, 1\), expected \(1, 9, 1, 1\)"):
+        load_lpips_weights(str(tmp_path / "vgg.pth"), (4, 9))
+    with pytest.raises(DataError, match="lack 'lin2.model.1.weight'"):
+        load_lpips_weights(str(tmp_path / "vgg.pth"), (4, 8, 16))
+    with pytest.raises(DataError, match="cannot read LPIPS weights"):
+        load_lpips_weights(str(tmp_path / "missing.pth"), (4,))
