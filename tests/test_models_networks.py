@@ -75,7 +75,26 @@ def test_generator_shape_at_256px_batch_1():
 def test_widths_scale_with_conv_dim_and_reference_parameter_counts():
     ref = model_cfg()  # 256 px, conv_dim 64, 6 residual blocks, ndf 64, 4 layers
     G, D = Generator(ref), Discriminator(ref)
-    assert count_parameters(G) == 97_452_736
+    # By hand from the reference's layer list (bias-free convs, affine InstanceNorm = 2 params per channel):
+    c, k3, k7 = 64, 9, 49
+
+    def encoder(c_in):
+        n, d = c_in * c * k7 + 2 * c, c
+        for _ in range(3):
+            n, d = n + d * 2 * d * k3 + 2 * 2 * d, 2 * d
+        return n + 6 * 2 * (d * d * k3 + 2 * d), d  # + six residual blocks at 1/8
+
+    bg, d = encoder(4)
+    for _ in range(3):
+        bg, d = bg + d * (d // 2) * k3 + 2 * (d // 2), d // 2
+    bg += d * 3 * k7
+    unet, d = encoder(6)
+    for _ in range(3):  # transposed conv + skip-fusing conv, both d -> d/2
+        unet, d = unet + 2 * (d * (d // 2) * k3 + 2 * (d // 2)), d // 2
+    unet += d * 3 * k7 + d * 1 * k7
+    assert count_parameters(G.bg_stream) == bg == 31_445_184
+    assert count_parameters(G.src_stream) == count_parameters(G.tsf_stream) == unet == 33_003_776
+    assert count_parameters(G) == bg + 2 * unet == 97_452_736
     # Discriminator by hand: 4x4 convs with bias, 6->64->128->256->512 (stride 2), 512->512, 512->1.
     chans = [(6, 64), (64, 128), (128, 256), (256, 512), (512, 512), (512, 1)]
     assert count_parameters(D) == sum(i * o * 16 + o for i, o in chans) == 6_962_625

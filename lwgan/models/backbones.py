@@ -176,7 +176,7 @@ def _read_state_dict(path: str, what: str, key: str) -> Mapping[str, torch.Tenso
     return raw
 
 
-def _load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], file: str, what: str) -> None:
+def _load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], file: str, what: str, key: str) -> None:
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     mismatched = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
@@ -186,7 +186,7 @@ def _load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], file: st
             parts.append(f"missing keys: {', '.join(missing[:8])}" + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""))
         if mismatched:
             parts.append(f"shape mismatches: {', '.join(mismatched[:8])}")
-        raise UserError(f"{what} weights in {file} do not match the {what} architecture: " + "; ".join(parts))
+        raise UserError(f"{key}: {what} weights in {file} do not match the {what} architecture: " + "; ".join(parts))
     module.load_state_dict({k: state[k] for k in expected}, strict=True)
 
 
@@ -203,7 +203,7 @@ def _build(name: str, what: str, key: str, module: nn.Module, path: str | None, 
         return _freeze(module), BackboneStatus(name, "stand-in", None, stand_in_note)
     raw = _read_state_dict(str(path), what, key)
     resolved = str(Path(path).expanduser().resolve())
-    _load_checked(module, to_state(raw), resolved, what)
+    _load_checked(module, to_state(raw), resolved, what, key)
     return _freeze(module), BackboneStatus(name, "pretrained", resolved, f"loaded from {resolved}")
 
 
