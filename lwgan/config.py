@@ -213,11 +213,12 @@ def _coerce(key: str, value: Any) -> Any:
     """Coerce a YAML / command-line value to the declared type of ``key``."""
     typ = FIELD_TYPES[key]
     optional = "None" in typ
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~")):
-        if optional:
-            return None
-        raise ConfigError(key, "must not be empty", typ)
     base = typ.replace(" | None", "").strip()
+    empty = value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))
+    if empty and optional:
+        return None
+    if value is None or (empty and base != "str"):  # "none" is a valid string choice (d_norm)
+        raise ConfigError(key, "must not be empty", typ)
     try:
         if base == "bool":
             if isinstance(value, bool):

@@ -29,7 +29,7 @@ def test_flat_round_trip_and_diff():
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [({"lr_G": "1e-4"}, 1e-4), ({"spectral_norm": "yes"}, True), ({"max_steps": "20"}, 20), ({"data_root": "null"}, None)],
+    [({"lr_G": "1e-4"}, 1e-4), ({"spectral_norm": "yes"}, True), ({"max_steps": "20"}, 20), ({"data_root": "null"}, None), ({"d_norm": "none"}, "none")],
 )
 def test_coercion_from_strings(raw, expected):
     cfg = TrainConfig.from_flat(raw)
