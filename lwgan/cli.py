@@ -26,11 +26,15 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=None, help="override max_steps of every trial")
     r.add_argument("--max-concurrent", type=int, default=None, help="trials at a time (default: CPUs / trial CPUs)")
     r.add_argument("--no-report", action="store_true", help="do not build the report at the end")
-    r.add_argument("--storage", default=None, help="folder for Ray results and checkpoints (default: runs/)")
+    r.add_argument("--storage", default=None, help="folder for Ray results and checkpoints (default: runs/studies)")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every trial")
 
     v = sub.add_parser("validate", help="check a study YAML and print the trials it defines")
     v.add_argument("study")
     v.add_argument("--profile", default=None)
+    v.add_argument("--seeds", type=int, default=None, help="override the number of seeds per variant")
+    v.add_argument("--steps", type=int, default=None, help="override max_steps of every trial")
+    v.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every trial")
 
     rep = sub.add_parser("report", help="build the Markdown/PDF report of a study from MLflow")
     rep.add_argument("study", help="study YAML, study name, or MLflow parent run id")

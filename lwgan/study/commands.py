@@ -1,0 +1,191 @@
+"""``lwgan-study validate`` and ``lwgan-study run``: load and resolve a study, print the trials it defines
+(and what data it uses), then run it through lwgan.study.runner and print the summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from lwgan.errors import UserError
+from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, load_study, resolve_study
+
+ASSET_HINTS = {
+    "data_root": "an iPER-format folder (lwgan-study data check DIR)",
+    "body_model": "an SMPL .npz/.pkl (lwgan-study body convert SMPL.pkl SMPL.npz)",
+    "vgg_weights": "a torchvision VGG19 state dict (.pth)",
+    "face_weights": "a SphereFace-20 state dict (.pth)",
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def steps_text(flat: dict[str, Any]) -> str:
+    """The trial length as the Trainer will compute it (or why it depends on the dataset)."""
+    epochs = flat["epochs_no_decay"] + flat["epochs_decay"]
+    if flat.get("max_steps"):
+        return str(flat["max_steps"])
+    if flat.get("iters_per_epoch"):
+        return str(epochs * flat["iters_per_epoch"])
+    return f"{epochs} ep"
+
+
+def dataset_line(resolved: ResolvedStudy) -> str:
+    """Which data and body model the trials use; for real-data profiles exactly what is missing."""
+    base = resolved.baseline
+    lines = []
+    if base.get("data_root"):
+        root = Path(base["data_root"]).expanduser()
+        state = "found" if root.is_dir() else "MISSING"
+        lines.append(f"dataset: iPER-format folder {root} ({state})")
+    elif "data_root" in resolved.missing_assets:
+        lines.append(f"dataset: profile {resolved.profile!r} trains on real iPER data, and none is set (no synthetic fallback)")
+    else:
+        from lwgan.paths import cache_dir
+
+        lines.append(
+            f"dataset: synthetic mini-iPER ({base['synth_subjects']} subjects x {base['synth_frames']} frames at "
+            f"{base['synth_size']} px, generated on first use under {cache_dir()}); "
+            + ("generated SMPL-format body model (a stand-in, not SMPL)" if not base.get("body_model") else f"body model {base['body_model']}")
+        )
+    if base.get("data_root") or base.get("body_model"):
+        for key in ("body_model", "vgg_weights", "face_weights"):
+            if base.get(key):
+                found = "found" if Path(base[key]).expanduser().is_file() else "MISSING"
+                lines.append(f"{key}: {base[key]} ({found})")
+    if resolved.missing_assets:
+        needs = "; ".join(f"{k} = {ASSET_HINTS.get(k, 'a path')}" for k in resolved.missing_assets)
+        lines.append(f"profile {resolved.profile!r} cannot run yet: missing {', '.join(resolved.missing_assets)} "
+                     f"(set them under profiles.{resolved.profile} in the study file, or with --set KEY=PATH: {needs})")
+    return "\n".join(lines)
+
+
+def plan_text(resolved: ResolvedStudy) -> str:
+    spec = resolved.spec
+    b = resolved.baseline
+    head = (f"study {spec.name} ({spec.kind}) | profile {resolved.profile} | {b['image_size']} px, batch {b['batch_size']} | "
+            f"objective {spec.objective.metric} ({spec.objective.mode}) | file {spec.source}")
+    out = [head, dataset_line(resolved)]
+    if spec.kind == "ablation":
+        variants = len({t.variant for t in resolved.trials})
+        out.append(f"{len(resolved.trials)} trials = {variants} variants x {len(resolved.seeds)} seeds "
+                   f"(seeds {', '.join(map(str, resolved.seeds))}); baseline = reference defaults + profile + base")
+        width = max(len("trial"), *(len(t.trial_id) for t in resolved.trials))
+        vwidth = max(len("variant"), *(len(t.variant) for t in resolved.trials))
+        out.append(f"{'trial':<{width}}  {'variant':<{vwidth}}  seed  steps  differs from {BASELINE}")
+        for t in resolved.trials:
+            diff = ", ".join(f"{k}={_fmt(v)}" for k, v in t.overrides.items()) or "-"
+            out.append(f"{t.trial_id:<{width}}  {t.variant:<{vwidth}}  {t.seed:<4}  {steps_text(t.config):<5}  {diff}")
+    else:
+        from lwgan.study.space import describe_space
+
+        budget = spec.budget
+        out.append(f"up to {budget.max_trials or 16} trials suggested by Optuna (TPE, define-by-run), "
+                   f"trial-000 = the baseline; ASHA on {spec.objective.metric} (grace {spec.scheduler.grace_period} steps, "
+                   f"reduction factor {spec.scheduler.reduction_factor}); steps per trial {steps_text(resolved.baseline)}"
+                   + (f"; time budget {budget.time_budget_s:g} s" if budget.time_budget_s else ""))
+        out.append("space:")
+        out += [f"  {line}" for line in describe_space(spec)]
+    return "\n".join(out)
+
+
+def _sets(args: argparse.Namespace) -> dict[str, str]:
+    from lwgan.train.commands import parse_sets
+
+    return parse_sets(getattr(args, "sets", None))
+
+
+def _resolve(args: argparse.Namespace) -> tuple[StudySpec, ResolvedStudy]:
+    spec = load_study(getattr(args, "study", None))
+    resolved = resolve_study(spec, getattr(args, "profile", None), getattr(args, "seeds", None),
+                             getattr(args, "steps", None), _sets(args))
+    return spec, resolved
+
+
+def command_validate(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    stream = stream or sys.stdout
+    _, resolved = _resolve(args)
+    print(plan_text(resolved), file=stream)
+    print("valid", file=stream)
+    return 0
+
+
+def _default_storage() -> Path:
+    from lwgan.paths import project_dir
+
+    return project_dir() / "runs" / "studies"
+
+
+def _resume_profile(args: argparse.Namespace) -> None:
+    """On --resume without --profile, take the profile of the run being resumed."""
+    if not getattr(args, "resume", False) or getattr(args, "profile", None):
+        return
+    from lwgan.study.state import STATE_FILE, StudyState, latest_run_dir
+
+    spec = load_study(getattr(args, "study", None))
+    storage = Path(args.storage).expanduser().resolve() if getattr(args, "storage", None) else _default_storage()
+    run_dir = latest_run_dir(storage / spec.name)
+    if run_dir is not None:
+        args.profile = StudyState.load(run_dir / STATE_FILE).profile
+
+
+def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer: str | None = None) -> int:
+    """Run a study; ``trainer`` ("module:Class") replaces lwgan.train's Trainer (tests only)."""
+    from lwgan.study.runner import RunOptions, run_study
+    from lwgan.study.trainable import CRASH_ENV, DEFAULT_TRAINER, CrashSpec
+
+    stream = stream or sys.stdout
+    _resume_profile(args)
+    spec, resolved = _resolve(args)
+    if getattr(args, "dry_run", False):
+        print(plan_text(resolved), file=stream)
+        print("dry run: nothing was started", file=stream)
+        return 0
+    if resolved.missing_assets:
+        raise UserError(dataset_line(resolved).splitlines()[-1])
+    storage = Path(args.storage).expanduser().resolve() if getattr(args, "storage", None) else _default_storage()
+    options = RunOptions(
+        storage=storage,
+        resume=bool(getattr(args, "resume", False)),
+        address=getattr(args, "address", None),
+        max_concurrent=getattr(args, "max_concurrent", None),
+        report=not getattr(args, "no_report", False),
+        trainer=trainer or DEFAULT_TRAINER,
+        crash=CrashSpec.parse(os.environ.get(CRASH_ENV)),
+        stream=stream,
+    )
+    print(dataset_line(resolved), file=stream)
+    outcome = run_study(resolved, options)
+    print(summary_text(spec, outcome, args), file=stream)
+    return 0 if outcome.finished else 130
+
+
+def summary_text(spec: StudySpec, outcome, args: argparse.Namespace) -> str:
+    from lwgan.tracking import tracking_uri
+
+    c = outcome.counts
+    total = sum(c.values())
+    lines = [
+        f"study {spec.name}: {total} trials: {c['completed']} completed, {c['diverged']} diverged, "
+        f"{c['failed']} failed, {c['pruned']} pruned" + (f", {c['running'] + c['pending']} unfinished" if not outcome.finished else ""),
+        f"best (completed trials only): {outcome.best[0]} {spec.objective.metric} {outcome.best[1]:.4g}" if outcome.best
+        else "best: none (no completed trial with an objective)",
+        f"MLflow: parent run {outcome.parent_run_id} in {tracking_uri()} (browse: lwgan-study ui)",
+        f"folder: {outcome.run_dir}",
+    ]
+    if outcome.report_paths:
+        lines.append("report: " + ", ".join(str(p) for p in outcome.report_paths))
+    if not outcome.finished:
+        cmd = f"lwgan-study run {getattr(args, 'study', None) or ''} --resume".replace("  ", " ")
+        if getattr(args, "storage", None):
+            cmd += f" --storage {args.storage}"
+        lines.append(f"interrupted: finish it with `{cmd}` (finished trials are kept, the MLflow runs reused)")
+    return "\n".join(lines)

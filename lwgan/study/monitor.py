@@ -1,0 +1,137 @@
+"""The driver's Tune callback, the study's one writer: turns trial events into MLflow child runs (batched
+metrics, tags, artifacts), the study state file (named trial states) and the progress view."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from lwgan.study.progress import StudyProgress, estimate_eta, status_line
+from lwgan.study.spec import Objective
+from lwgan.study.state import FINAL_STATES, StudyState, TrialRecord
+from lwgan.study.trainable import TrialContext, trial_config
+
+
+def error_last_line(text: str | None) -> str:
+    """The last non-empty line of a traceback (what a reader needs first)."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def trial_name(trial) -> str:
+    return trial.custom_trial_name or trial.trial_id
+
+
+class StudyMonitor(Callback):
+    def __init__(self, state: StudyState, tracker, context: TrialContext, objective: Objective,
+                 progress: StudyProgress, concurrency: int, total: int | None, time_budget_s: float | None = None):
+        self.state = state
+        self.tracker = tracker
+        self.context = context
+        self.objective = objective
+        self.progress = progress
+        self.concurrency = max(1, concurrency)
+        self.total = total
+        self.time_budget_s = time_budget_s
+        self.started = time.monotonic()
+        self.durations: list[float] = []
+        self.begun: dict[str, float] = {}
+
+    # -- helpers -------------------------------------------------------------------
+    def _record(self, trial) -> TrialRecord:
+        name = trial_name(trial)
+        if name not in self.state.trials:
+            config = trial.config or {}
+            variant = name.rsplit("-s", 1)[0] if name in self.context.plans else "search"
+            seed = int(trial_config(self.context, name, config).get("seed", 0))
+            params = {k: v for k, v in config.items()} if name not in self.context.plans else {}
+            self.state.add(TrialRecord(name, variant, seed, params=params))
+        return self.state.trials[name]
+
+    def best(self) -> tuple[str, float] | None:
+        done = [r for r in self.state.trials.values() if r.state == "completed" and r.objective is not None]
+        if not done:
+            return None
+        pick = max if self.objective.mode == "max" else min
+        rec = pick(done, key=lambda r: r.objective)
+        return rec.trial_id, float(rec.objective)
+
+    def _status(self) -> str:
+        counts = self.state.counts()
+        total = self.total or len(self.state.trials)
+        remaining = total - sum(counts[s] for s in FINAL_STATES)
+        return status_line(counts, total, self.best(), self.objective.metric,
+                           estimate_eta(self.durations, remaining, self.concurrency))
+
+    # -- Tune hooks ----------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        rec = self._record(trial)
+        flat = trial_config(self.context, rec.trial_id, trial.config or {})
+        rec.mlflow_run_id = self.tracker.start_trial(
+            self.state.parent_run_id, rec.trial_id, rec.variant, rec.seed, flat, run_id=rec.mlflow_run_id)
+        self.begun[rec.trial_id] = time.monotonic()
+        resumed = rec.step is not None and rec.step > 0
+        self.state.update(rec.trial_id, state="running", ray_trial_id=trial.trial_id, attempts=rec.attempts + 1,
+                          started=rec.started or time.time())
+        self.progress.event(rec.trial_id, f"started{' (resumed from step %d)' % rec.step if resumed else ''}", self._status())
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
+        rec = self._record(trial)
+        if rec.mlflow_run_id is None:
+            return
+        history = result.get("lwgan_history") or []
+        if history:
+            self.tracker.log_metrics(rec.mlflow_run_id, history)
+        if result.get("lwgan_info"):
+            self.tracker.trial_info_tags(rec.mlflow_run_id, result["lwgan_info"])
+        changes: dict[str, Any] = {"step": int(result.get("step", rec.step or 0))}
+        if "objective" in result:
+            changes["objective"] = float(result["objective"])
+        self.state.update(rec.trial_id, **changes)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        rec = self._record(trial)
+        last = trial.last_result or {}
+        if last.get("lwgan_final"):
+            status = last.get("lwgan_status", "completed")
+            error = last.get("lwgan_error") or None
+        elif self.time_budget_s and time.monotonic() - self.started >= self.time_budget_s:
+            status, error = "pruned", "stopped by the study's time budget (budget.time_budget_s)"
+        else:
+            status, error = "pruned", "stopped early by ASHA"
+        objective = last.get("objective") if status == "completed" else None
+        self._finish(rec, status, error, objective)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        rec = self._record(trial)
+        text = None
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace")
+        self._finish(rec, "failed", error_last_line(text), None)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        rec = self._record(trial)
+        text = None
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace")
+        self.progress.event(rec.trial_id, f"crashed at step {rec.step}; retrying from its checkpoint", self._status())
+        self.state.update(rec.trial_id, error=error_last_line(text))
+
+    def _finish(self, rec: TrialRecord, status: str, error: str | None, objective: float | None) -> None:
+        if rec.trial_id in self.begun:
+            self.durations.append(time.monotonic() - self.begun.pop(rec.trial_id))
+        out_dir = Path(self.context.trials_dir) / rec.trial_id
+        if rec.mlflow_run_id:
+            self.tracker.end_trial(rec.mlflow_run_id, status, out_dir if out_dir.is_dir() else None, rec.step, error)
+        self.state.update(rec.trial_id, state=status, error=error, ended=time.time(),
+                          objective=float(objective) if objective is not None else None)
+        what = {"completed": f"completed at step {rec.step}",
+                "diverged": f"diverged at step {rec.step}",
+                "pruned": f"pruned at step {rec.step}",
+                "failed": f"failed: {error}"}[status]
+        if status == "completed" and objective is not None:
+            what += f", {self.objective.metric} {objective:.4g}"
+        self.progress.event(rec.trial_id, what[:60], self._status())

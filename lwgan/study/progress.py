@@ -1,0 +1,54 @@
+"""The study progress view: one line per trial event with the counts by state, the best objective so far
+and an ETA (mean finished-trial time x remaining trials / concurrency)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Mapping, TextIO
+
+from lwgan.train.progress import format_eta
+
+
+def format_counts(counts: Mapping[str, int], total: int | None) -> str:
+    done = sum(counts.get(s, 0) for s in ("completed", "diverged", "failed", "pruned"))
+    head = f"{done}/{total} done" if total else f"{done} done"
+    rest = [f"{counts.get(s, 0)} {s}" for s in ("running", "failed", "diverged", "pruned") if counts.get(s, 0) or s == "running"]
+    return ", ".join([head, *rest])
+
+
+def estimate_eta(durations: list[float], remaining: int, concurrency: int) -> float | None:
+    """Seconds left, from the mean duration of finished trials; None before any finished."""
+    if not durations or remaining <= 0:
+        return None if remaining > 0 else 0.0
+    waves = -(-remaining // max(1, concurrency))
+    return sum(durations) / len(durations) * waves
+
+
+class StudyProgress:
+    """Prints timestamped event lines; the counts, best and ETA come from the caller."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True):
+        self.stream = stream if stream is not None else sys.stdout
+        self.enabled = enabled
+        self.start = time.monotonic()
+
+    def event(self, trial_id: str, what: str, status_line: str) -> None:
+        if not self.enabled:
+            return
+        elapsed = format_eta(time.monotonic() - self.start)
+        self.stream.write(f"[{elapsed}] {trial_id:<14} {what:<40} | {status_line}\n")
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+def status_line(counts: Mapping[str, int], total: int | None, best: tuple[str, float] | None, metric: str,
+                eta_s: float | None) -> str:
+    parts = [format_counts(counts, total)]
+    parts.append(f"best {best[0]} {metric} {best[1]:.4g}" if best else f"best {metric} -")
+    parts.append(f"ETA {format_eta(eta_s)}" if eta_s is not None else "ETA ?")
+    return " | ".join(parts)

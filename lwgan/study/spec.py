@@ -1,0 +1,571 @@
+"""Study files: the YAML schema, its validation (every error names the file, the key path and the allowed
+values) and its resolution into the concrete trials a profile runs.
+
+A study is a baseline (reference defaults <- profile <- ``base``) plus either named variants / a grid
+(an ablation: one trial per variant x seed) or an Optuna search space (a search).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from lwgan.config import FIELD_SECTION, FIELD_TYPES, LAMBDA_KEYS, ConfigError, TrainConfig, diff_flat
+from lwgan.errors import UserError
+from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides
+
+BASELINE = "baseline"
+EMBEDDED_SOURCE = "<embedded ensembles study>"
+# The embedded default study is the repository's studies/ensembles.yaml (the seed paper's Table 1).
+DEFAULT_STUDY_FILE = Path(__file__).resolve().parents[2] / "studies" / "ensembles.yaml"
+
+TOP_KEYS = (
+    "name", "description", "dataset", "base", "variants", "grid", "search", "seeds", "budget",
+    "resources", "scheduler", "objective", "profiles", "default_profile",
+)
+BUDGET_KEYS = ("max_steps", "max_trials", "time_budget_s")
+RESOURCE_KEYS = ("cpu", "gpu")
+SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor")
+OBJECTIVE_KEYS = ("metric", "mode")
+VARIANT_RESERVED = ("description",)
+PROFILE_RESERVED = ("seeds",)
+DIST_TYPES = ("log_uniform", "uniform", "int", "categorical")
+DIST_KEYS = ("type", "low", "high", "step", "choices", "when", "baseline")
+# The method's knobs a search may tune (the seed paper's stabilizers, TTUR and the eight loss weights).
+SEARCHABLE_KEYS = (
+    "gp_weight", "spectral_norm", "spectral_norm_G", "label_smoothing", "lr_G", "lr_D", "lr_final",
+    "epochs_no_decay", "epochs_decay", "beta1", "beta2", "d_every", *LAMBDA_KEYS,
+)
+# Metrics an objective may name (docs/INTERFACES.md "Metric names").
+OBJECTIVE_METRICS = (
+    "eval/ssim", "eval/psnr", "eval/lpips", "eval/ssim_rec", "eval/psnr_rec",
+    "loss/G_total", "loss/G_rec", "loss/G_tsf", "loss/G_face", "loss/G_style", "loss/G_adv", "loss/D_total",
+)
+
+
+class StudyError(UserError):
+    """A study file is invalid: ``source`` (file), ``key`` (dotted path), ``allowed`` values."""
+
+    def __init__(self, source: str, key: str, message: str, allowed: str = ""):
+        self.source, self.key, self.message, self.allowed = source, key, message, allowed
+        tail = f" (allowed: {allowed})" if allowed else ""
+        where = f"{key}: " if key else ""
+        super().__init__(f"{source}: {where}{message}{tail}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: dict[str, Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One search parameter. ``is_switch``: not a config key, only gates others through ``when``."""
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    step: int | None = None
+    choices: tuple[Any, ...] = ()
+    when: dict[str, Any] = field(default_factory=dict)
+    baseline: Any = None
+    is_switch: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            text = f"{self.name} in {list(self.choices)}"
+        else:
+            text = f"{self.name} ~ {self.kind}[{self.low:g}, {self.high:g}]"
+        if self.when:
+            text += " when " + ", ".join(f"{k}={v}" for k, v in self.when.items())
+        return text
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_steps: int | None = None
+    max_trials: int | None = None
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    grace_period: int = 50
+    reduction_factor: int = 2
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str = "eval/ssim"
+    mode: str = "max"
+
+    def better(self, a: float, b: float | None) -> bool:
+        if b is None or (isinstance(b, float) and math.isnan(b)):
+            return not math.isnan(a)
+        return a > b if self.mode == "max" else a < b
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study file. ``raw`` is the mapping as given (logged as the ``study.yaml`` artifact)."""
+
+    name: str
+    source: str
+    description: str = ""
+    dataset: str | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    variants: tuple[Variant, ...] = ()
+    search: tuple[Distribution, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    budget: Budget = Budget()
+    resources: Resources = Resources()
+    scheduler: Scheduler = Scheduler()
+    objective: Objective = Objective()
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_profile: str = DEFAULT_PROFILE
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "search" if self.search else "ablation"
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One trial of an ablation: a variant at a seed, with its full flat config."""
+
+    trial_id: str
+    variant: str
+    seed: int
+    overrides: dict[str, Any]  # what differs from the baseline config (seed excluded)
+    config: dict[str, Any]  # the full flat config the Trainer gets
+
+
+@dataclass(frozen=True)
+class ResolvedStudy:
+    """A study at one profile: the baseline config and the trials (ablation) or the space (search)."""
+
+    spec: StudySpec
+    profile: str
+    baseline: dict[str, Any]
+    trials: tuple[TrialPlan, ...]
+    seeds: tuple[int, ...]
+    missing_assets: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+
+# ----------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------
+
+
+def load_study(path: str | Path | None) -> StudySpec:
+    """Read and validate a study file; ``None`` = the embedded default (the E1-E4 ensembles study)."""
+    if path is None:
+        if not DEFAULT_STUDY_FILE.is_file():
+            raise StudyError(EMBEDDED_SOURCE, "", f"the embedded study {DEFAULT_STUDY_FILE} is missing", "pass a study file")
+        file = DEFAULT_STUDY_FILE
+    else:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise StudyError(str(file), "", "study file not found", "a path to a study YAML, e.g. studies/ensembles.yaml")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        raise StudyError(str(file), "", f"not valid YAML ({err})") from None
+    return parse_study(data, str(file.resolve()))
+
+
+def parse_study(data: Any, source: str) -> StudySpec:
+    """Validate a study mapping; ``source`` names it in errors."""
+    if not isinstance(data, dict):
+        raise StudyError(source, "", f"expected a mapping with keys {', '.join(TOP_KEYS)}, got {type(data).__name__}")
+    _no_unknown(source, "", data, TOP_KEYS)
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip() or not _safe_name(name):
+        raise StudyError(source, "name", f"invalid study name {name!r}", "a non-empty string of letters, digits, '-', '_', '.'")
+    description = _optional_str(source, "description", data.get("description"))
+    dataset = data.get("dataset")
+    if dataset is not None and not isinstance(dataset, str):
+        raise StudyError(source, "dataset", f"expected null or a path, got {dataset!r}", "null (synthetic) | a path to an iPER-format folder")
+
+    base = _flat(source, "base", data.get("base") or {})
+    profiles = _profiles(source, data.get("profiles") or {})
+    default_profile = data.get("default_profile", DEFAULT_PROFILE)
+    if default_profile not in PROFILES:
+        raise StudyError(source, "default_profile", f"unknown profile {default_profile!r}", " | ".join(PROFILES))
+
+    variants = _variants(source, data.get("variants") or {}) + _grid(source, data.get("grid") or {})
+    names = [v.name for v in variants]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise StudyError(source, f"variants.{dup[0]}", "variant name used twice (grid and variants together)", "unique names")
+    search = _search(source, data.get("search") or {})
+    if search and variants:
+        raise StudyError(source, "search", "a study is either an ablation (variants / grid) or a search, not both", "remove 'search' or 'variants'/'grid'")
+
+    seeds = _seeds(source, "seeds", data.get("seeds", 1))
+    if search and len(seeds) != 1:
+        raise StudyError(source, "seeds", "a search runs each suggested config once", "1 or a one-element list")
+    spec = StudySpec(
+        name=name.strip(),
+        source=source,
+        description=description,
+        dataset=dataset,
+        base=base,
+        variants=tuple(variants),
+        search=tuple(search),
+        seeds=seeds,
+        budget=_budget(source, data.get("budget") or {}),
+        resources=_resources(source, data.get("resources") or {}),
+        scheduler=_scheduler(source, data.get("scheduler") or {}),
+        objective=_objective(source, data.get("objective") or {}),
+        profiles=profiles,
+        default_profile=default_profile,
+        raw=dict(data),
+    )
+    for prof in PROFILES:  # every variant must be a valid config at every profile
+        _baseline_config(spec, prof, check_only=True)
+    _check_search_baseline(spec)
+    return spec
+
+
+# ----------------------------------------------------------------------------------
+# Resolution: a profile's baseline and trials
+# ----------------------------------------------------------------------------------
+
+
+def resolve_study(
+    spec: StudySpec,
+    profile: str | None = None,
+    seeds: int | None = None,
+    steps: int | None = None,
+    sets: Mapping[str, Any] | None = None,
+) -> ResolvedStudy:
+    """The trials of ``spec`` at ``profile`` (default: the study's); ``seeds`` / ``steps`` / ``sets`` come from the CLI."""
+    profile = profile or spec.default_profile
+    if profile not in PROFILES:
+        raise StudyError(spec.source, "--profile", f"unknown profile {profile!r}", " | ".join(PROFILES))
+    extra: dict[str, Any] = dict(sets or {})
+    if steps is not None:
+        extra["max_steps"] = steps
+    baseline_cfg = _baseline_config(spec, profile, extra=extra)
+    baseline = baseline_cfg.to_flat()
+    seed_list = _seeds(spec.source, f"profiles.{profile}.seeds", spec.profiles.get(profile, {}).get("seeds")) \
+        if "seeds" in spec.profiles.get(profile, {}) else spec.seeds
+    if seeds is not None:
+        if seeds < 1:
+            raise StudyError(spec.source, "--seeds", f"invalid value {seeds}", ">= 1")
+        seed_list = tuple(range(seeds))
+    if spec.kind == "search" and len(seed_list) != 1:
+        seed_list = seed_list[:1]  # a search runs each suggested config once
+    trials: list[TrialPlan] = []
+    if spec.kind == "ablation":
+        for variant in (Variant(BASELINE, {}), *spec.variants):
+            cfg = _apply(spec.source, f"variants.{variant.name}", baseline_cfg, variant.overrides)
+            overrides = diff_flat(cfg, baseline_cfg)
+            overrides.pop("seed", None)
+            for seed in seed_list:
+                flat = cfg.override({"seed": seed}).to_flat()
+                trials.append(TrialPlan(f"{variant.name}-s{seed}", variant.name, seed, overrides, flat))
+    return ResolvedStudy(spec, profile, baseline, tuple(trials), tuple(seed_list), tuple(missing_real_assets(profile, baseline_cfg)))
+
+
+def _baseline_config(spec: StudySpec, profile: str, extra: Mapping[str, Any] | None = None, check_only: bool = False) -> TrainConfig:
+    """defaults <- lwgan profile <- base <- dataset <- study profile <- budget.max_steps <- CLI extras."""
+    src = spec.source
+    cfg = TrainConfig.from_flat(profile_overrides(profile))
+    cfg = _apply(src, "base", cfg, spec.base)
+    if spec.dataset:
+        cfg = _apply(src, "dataset", cfg, {"data_root": spec.dataset})
+    prof = {k: v for k, v in spec.profiles.get(profile, {}).items() if k not in PROFILE_RESERVED}
+    cfg = _apply(src, f"profiles.{profile}", cfg, prof)
+    if spec.budget.max_steps is not None:
+        cfg = _apply(src, "budget", cfg, {"max_steps": spec.budget.max_steps})
+    if extra:
+        cfg = _apply(src, "command line", cfg, extra)
+    if check_only:
+        for variant in spec.variants:
+            _apply(src, f"variants.{variant.name}", cfg, variant.overrides)
+    return cfg
+
+
+def _apply(source: str, prefix: str, cfg: TrainConfig, flat: Mapping[str, Any]) -> TrainConfig:
+    try:
+        return cfg.override(dict(flat)) if flat else cfg
+    except ConfigError as err:
+        raise StudyError(source, f"{prefix}.{err.key}", err.message, err.allowed) from None
+
+
+def _check_search_baseline(spec: StudySpec) -> None:
+    """The baseline is the first trial of a search: its values must lie in the space."""
+    if not spec.search:
+        return
+    base = _baseline_config(spec, spec.default_profile).to_flat()
+    for point_key, value in search_baseline_point(spec, base).items():
+        dist = next(d for d in spec.search if d.name == point_key)
+        ok = value in dist.choices if dist.kind == "categorical" else dist.low <= value <= dist.high
+        if not ok:
+            raise StudyError(
+                spec.source, f"search.{point_key}", f"the baseline value {value!r} is outside the space",
+                "a range / choices that include the baseline (the baseline is always trial 1)",
+            )
+
+
+def search_baseline_point(spec: StudySpec, baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """The search parameters' values at the baseline (switches at their ``baseline``), respecting ``when``."""
+    point: dict[str, Any] = {}
+    for dist in spec.search:
+        if not all(point.get(k) == v for k, v in dist.when.items()):
+            continue
+        point[dist.name] = dist.baseline if dist.is_switch else baseline[dist.name]
+    return point
+
+
+# ----------------------------------------------------------------------------------
+# Section validators
+# ----------------------------------------------------------------------------------
+
+
+def _safe_name(name: str) -> bool:
+    return all(c.isalnum() or c in "-_.=," for c in name.strip())
+
+
+def _optional_str(source: str, key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise StudyError(source, key, f"expected text, got {value!r}", "a string")
+    return value.strip()
+
+
+def _no_unknown(source: str, prefix: str, mapping: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in mapping:
+        if key not in allowed:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            raise StudyError(source, path, "unknown key", ", ".join(allowed))
+
+
+def _mapping(source: str, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise StudyError(source, key, f"expected a mapping, got {value!r}", "key: value pairs")
+    return value
+
+
+def _flat(source: str, prefix: str, value: Any, reserved: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A mapping of flat config keys (names checked here; values by TrainConfig when applied)."""
+    mapping = _mapping(source, prefix, value)
+    for key, val in mapping.items():
+        if key in reserved:
+            continue
+        if key not in FIELD_SECTION:
+            try:
+                TrainConfig.from_flat({key: val})
+            except ConfigError as err:
+                raise StudyError(source, f"{prefix}.{key}", err.message, "a flat config key (lwgan-study train --help-keys)") from None
+        if isinstance(val, (dict, list)):
+            raise StudyError(source, f"{prefix}.{key}", f"expected a single value, got {val!r}", FIELD_TYPES.get(key, "a value"))
+    return {str(k): v for k, v in mapping.items()}
+
+
+def _variants(source: str, value: Any) -> list[Variant]:
+    out = []
+    for name, body in _mapping(source, "variants", value).items():
+        name = str(name)
+        if name == BASELINE:
+            raise StudyError(source, f"variants.{name}", "the baseline is always part of a study; do not define it", "another name")
+        if not _safe_name(name):
+            raise StudyError(source, f"variants.{name}", "invalid variant name", "letters, digits, '-', '_', '.'")
+        body = _flat(source, f"variants.{name}", body or {}, VARIANT_RESERVED)
+        desc = _optional_str(source, f"variants.{name}.description", body.pop("description", None))
+        if not body:
+            raise StudyError(source, f"variants.{name}", "a variant must override at least one key", "flat config keys")
+        out.append(Variant(name, body, desc))
+    return out
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _grid(source: str, value: Any) -> list[Variant]:
+    grid = _mapping(source, "grid", value)
+    axes = []
+    for key, values in grid.items():
+        if key not in FIELD_SECTION:
+            _flat(source, "grid", {key: 0})
+        if not isinstance(values, list) or not values:
+            raise StudyError(source, f"grid.{key}", f"expected a non-empty list of values, got {values!r}", FIELD_TYPES[key])
+        axes.append([(key, v) for v in values])
+    if not axes:
+        return []
+    return [
+        Variant(",".join(f"{k}={_format_value(v)}" for k, v in combo), dict(combo))
+        for combo in itertools.product(*axes)
+    ]
+
+
+def _search(source: str, value: Any) -> list[Distribution]:
+    space = _mapping(source, "search", value)
+    dists: list[Distribution] = []
+    for name, body in space.items():
+        key = f"search.{name}"
+        body = _mapping(source, key, body)
+        _no_unknown(source, key, body, DIST_KEYS)
+        kind = body.get("type")
+        if kind not in DIST_TYPES:
+            raise StudyError(source, f"{key}.type", f"invalid distribution {kind!r}", " | ".join(DIST_TYPES))
+        is_switch = name not in FIELD_SECTION
+        if is_switch and kind != "categorical":
+            raise StudyError(source, key, "not a searchable config key; a switch (used only in 'when') must be categorical",
+                             " | ".join(SEARCHABLE_KEYS) + " | a categorical switch")
+        if not is_switch and name not in SEARCHABLE_KEYS:
+            raise StudyError(source, key, "not a searchable key (a search tunes the method, not sizes)", " | ".join(SEARCHABLE_KEYS))
+        if "baseline" in body and not is_switch:
+            raise StudyError(source, f"{key}.baseline", "only switches take a baseline; config keys use the baseline config", "remove it")
+        when = _mapping(source, f"{key}.when", body.get("when") or {})
+        for dep, dep_value in when.items():
+            prev = next((d for d in dists if d.name == dep), None)
+            if prev is None or prev.kind != "categorical":
+                raise StudyError(source, f"{key}.when.{dep}", "must name a categorical parameter defined above", ", ".join(d.name for d in dists if d.kind == "categorical") or "none defined")
+            if dep_value not in prev.choices:
+                raise StudyError(source, f"{key}.when.{dep}", f"{dep_value!r} is not one of its choices", str(list(prev.choices)))
+        if kind == "categorical":
+            choices = body.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise StudyError(source, f"{key}.choices", f"expected a non-empty list, got {choices!r}", "e.g. [true, false]")
+            if not is_switch:
+                for c in choices:
+                    try:
+                        TrainConfig.from_flat({name: c})
+                    except ConfigError as err:
+                        raise StudyError(source, f"{key}.choices", err.message, err.allowed) from None
+            baseline = body.get("baseline", choices[0]) if is_switch else None
+            if is_switch and baseline not in choices:
+                raise StudyError(source, f"{key}.baseline", f"{baseline!r} is not one of the choices", str(choices))
+            dists.append(Distribution(name, kind, choices=tuple(choices), when=dict(when), baseline=baseline, is_switch=is_switch))
+            continue
+        low, high = body.get("low"), body.get("high")
+        for bound_name, bound in (("low", low), ("high", high)):
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                raise StudyError(source, f"{key}.{bound_name}", f"expected a number, got {bound!r}", "a number")
+        if not low < high:
+            raise StudyError(source, key, f"low {low} must be below high {high}", "low < high")
+        if kind == "log_uniform" and low <= 0:
+            raise StudyError(source, f"{key}.low", f"{low} is not positive", "> 0 for log_uniform")
+        typ = FIELD_TYPES[name]
+        if kind == "int" and "int" not in typ:
+            raise StudyError(source, f"{key}.type", f"'int' for a {typ} key", "uniform | log_uniform")
+        if kind in ("uniform", "log_uniform") and "float" not in typ:
+            raise StudyError(source, f"{key}.type", f"'{kind}' for a {typ} key", "int | categorical")
+        step = body.get("step")
+        if step is not None and (kind != "int" or not isinstance(step, int) or step < 1):
+            raise StudyError(source, f"{key}.step", f"invalid step {step!r}", "an integer >= 1, for type int only")
+        for bound in (low, high):
+            try:
+                TrainConfig.from_flat({name: bound})
+            except ConfigError as err:
+                raise StudyError(source, key, f"bound {bound!r}: {err.message}", err.allowed) from None
+        dists.append(Distribution(name, kind, low=low, high=high, step=step, when=dict(when)))
+    used = {dep for d in dists for dep in d.when}
+    for d in dists:
+        if d.is_switch and d.name not in used:
+            raise StudyError(source, f"search.{d.name}", "a switch that no parameter's 'when' uses", "use it in a 'when' or remove it")
+    return dists
+
+
+def _seeds(source: str, key: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise StudyError(source, key, f"invalid value {value!r}", "an int >= 1 (replicates) or a list of distinct ints")
+    if isinstance(value, int):
+        if value < 1:
+            raise StudyError(source, key, f"invalid value {value}", "an int >= 1 (replicates) or a list of distinct ints")
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value) \
+            and len(set(value)) == len(value):
+        return tuple(value)
+    raise StudyError(source, key, f"invalid value {value!r}", "an int >= 1 (replicates) or a list of distinct ints >= 0")
+
+
+def _budget(source: str, value: Any) -> Budget:
+    budget = _mapping(source, "budget", value)
+    _no_unknown(source, "budget", budget, BUDGET_KEYS)
+    for key in BUDGET_KEYS:
+        val = budget.get(key)
+        if val is not None and (isinstance(val, bool) or not isinstance(val, (int, float)) or val <= 0
+                                or (key != "time_budget_s" and not float(val).is_integer())):
+            allowed = "a number > 0 (seconds) or null" if key == "time_budget_s" else "an integer >= 1 or null"
+            raise StudyError(source, f"budget.{key}", f"invalid value {val!r}", allowed)
+    return Budget(
+        int(budget["max_steps"]) if budget.get("max_steps") is not None else None,
+        int(budget["max_trials"]) if budget.get("max_trials") is not None else None,
+        float(budget["time_budget_s"]) if budget.get("time_budget_s") is not None else None,
+    )
+
+
+def _resources(source: str, value: Any) -> Resources:
+    res = _mapping(source, "resources", value)
+    _no_unknown(source, "resources", res, RESOURCE_KEYS)
+    cpu, gpu = res.get("cpu", 1), res.get("gpu", 0)
+    if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu < 1 or not float(cpu).is_integer():
+        raise StudyError(source, "resources.cpu", f"invalid value {cpu!r}", "an integer >= 1 (CPU cores per trial)")
+    if isinstance(gpu, bool) or not isinstance(gpu, (int, float)) or not 0 <= gpu <= 8:
+        raise StudyError(source, "resources.gpu", f"invalid value {gpu!r}", "0 (CPU) or a GPU fraction / count in (0, 8]")
+    return Resources(float(cpu), float(gpu))
+
+
+def _scheduler(source: str, value: Any) -> Scheduler:
+    sched = _mapping(source, "scheduler", value)
+    _no_unknown(source, "scheduler", sched, SCHEDULER_KEYS)
+    if sched.get("type", "asha") != "asha":
+        raise StudyError(source, "scheduler.type", f"invalid scheduler {sched.get('type')!r}", "asha")
+    grace, factor = sched.get("grace_period", 50), sched.get("reduction_factor", 2)
+    if isinstance(grace, bool) or not isinstance(grace, int) or grace < 1:
+        raise StudyError(source, "scheduler.grace_period", f"invalid value {grace!r}", "an integer >= 1 (steps)")
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise StudyError(source, "scheduler.reduction_factor", f"invalid value {factor!r}", "an integer >= 2")
+    return Scheduler(grace, factor)
+
+
+def _objective(source: str, value: Any) -> Objective:
+    obj = _mapping(source, "objective", value)
+    _no_unknown(source, "objective", obj, OBJECTIVE_KEYS)
+    metric, mode = obj.get("metric", "eval/ssim"), obj.get("mode", "max")
+    if metric not in OBJECTIVE_METRICS:
+        raise StudyError(source, "objective.metric", f"invalid metric {metric!r}", " | ".join(OBJECTIVE_METRICS))
+    if mode not in ("max", "min"):
+        raise StudyError(source, "objective.mode", f"invalid mode {mode!r}", "max | min")
+    return Objective(metric, mode)
+
+
+def _profiles(source: str, value: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, body in _mapping(source, "profiles", value).items():
+        if name not in PROFILES:
+            raise StudyError(source, f"profiles.{name}", "unknown profile", " | ".join(PROFILES))
+        body = _flat(source, f"profiles.{name}", body or {}, PROFILE_RESERVED)
+        if "seeds" in body:
+            _seeds(source, f"profiles.{name}.seeds", body["seeds"])
+        out[str(name)] = body
+    return out

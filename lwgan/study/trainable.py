@@ -1,0 +1,188 @@
+"""The Ray Tune trial: builds the trial's TrainConfig, runs ``lwgan.train.Trainer`` in the trial's own
+folder and reports to Tune (metric history, the objective, checkpoints, the final status).
+
+Test hook (explicit, documented in the README): the driver copies ``$LWGAN_STUDY_INJECT_CRASH`` =
+``TRIAL_ID:STEP[:TIMES]`` into every trial's context; the named trial then raises ``InjectedCrash`` at
+STEP, TIMES times in all (default 1), to exercise retries and failure accounting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+CRASH_ENV = "LWGAN_STUDY_INJECT_CRASH"
+CRASH_MARKERS = ".injected_crashes"
+DEFAULT_TRAINER = "lwgan.train.trainer:Trainer"
+
+
+class InjectedCrash(RuntimeError):
+    """Raised by the test hook ``LWGAN_STUDY_INJECT_CRASH``; never raised otherwise."""
+
+
+@dataclass(frozen=True)
+class CrashSpec:
+    trial_id: str
+    step: int
+    times: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> "CrashSpec | None":
+        from lwgan.errors import UserError
+
+        if not text:
+            return None
+        parts = text.split(":")
+        try:
+            if len(parts) not in (2, 3):
+                raise ValueError
+            return cls(parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else 1)
+        except ValueError:
+            raise UserError(f"${CRASH_ENV}={text!r}: expected TRIAL_ID:STEP[:TIMES], e.g. E1-s0:5:1") from None
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial needs from the driver; all paths absolute (trials run in their own cwd)."""
+
+    trials_dir: str
+    baseline: dict[str, Any]  # the full flat baseline config
+    plans: dict[str, dict[str, Any]]  # ablations: trial_id -> full flat config; searches: {}
+    objective_metric: str
+    objective_mode: str
+    threads: int = 1
+    report_every: int = 10
+    profile: str | None = None
+    crash: CrashSpec | None = None
+    trainer: str = DEFAULT_TRAINER  # "module:Class" with the Trainer contract (tests pass a stand-in)
+
+    def worst_objective(self) -> float:
+        """The objective a diverged trial reports: finite (Optuna and ASHA take no NaN), worse than any real value."""
+        return -1e12 if self.objective_mode == "max" else 1e12
+
+
+def trial_config(context: TrialContext, trial_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial's full flat config: its plan (ablation) or the baseline plus the suggested values (search)."""
+    if trial_name in context.plans:
+        return dict(context.plans[trial_name])
+    from lwgan.study.space import config_values
+
+    return {**context.baseline, **config_values(config)}
+
+
+def _load_trainer(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def restore_checkpoint(out_dir: Path) -> bool:
+    """Copy Tune's checkpoint into the trial folder when the folder has none (a retry on another node)."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    local = out_dir / "checkpoints" / "last.pt"
+    if checkpoint is None or local.is_file():
+        return False
+    with checkpoint.as_directory() as folder:
+        src = Path(folder) / "last.pt"
+        if not src.is_file():
+            return False
+        local.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, local)
+    return True
+
+
+class TuneReporter:
+    """Trainer callback: buffers every logged step and reports to Tune every ``report_every`` steps,
+    at every eval, with each checkpoint, and at the end (``lwgan_final``)."""
+
+    def __init__(self, context: TrialContext, trial_name: str, out_dir: Path):
+        self.context = context
+        self.trial_name = trial_name
+        self.out_dir = out_dir
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self.last: dict[str, float] = {}
+        self.info: dict[str, Any] | None = None
+        self.last_report_step = -1
+        self.step = 0
+
+    # -- Trainer callback hooks -------------------------------------------------------
+    def on_start(self, info: dict[str, Any]) -> None:
+        self.info = {k: info.get(k) for k in ("device", "dataset", "body_model", "backbones", "profile", "total_steps", "resumed_from_step")}
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self._maybe_crash(step)
+        self.step = step
+        self.history.append((step, dict(metrics)))
+        self.last.update(metrics)
+        if step - self.last_report_step >= self.context.report_every or self.context.objective_metric in metrics:
+            self._report()
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        from ray import tune
+
+        self.step = max(self.step, step)
+        self._report(checkpoint=tune.Checkpoint.from_directory(str(Path(path).parent)))
+
+    def on_end(self, result) -> None:
+        self.step = result.step
+        final = {"lwgan_final": True, "lwgan_status": result.status, "lwgan_error": result.error or ""}
+        if result.status == "diverged":
+            final["objective"] = self.context.worst_objective()
+        self._report(extra=final)
+
+    # -- reporting --------------------------------------------------------------------
+    def _objective(self) -> float | None:
+        value = self.last.get(self.context.objective_metric)
+        if value is None or not math.isfinite(value):
+            return None
+        return float(value)
+
+    def _report(self, checkpoint=None, extra: Mapping[str, Any] | None = None) -> None:
+        from ray import tune
+
+        result: dict[str, Any] = {"step": self.step, "lwgan_history": self.history, "lwgan_final": False}
+        objective = self._objective()
+        if objective is not None:
+            result["objective"] = objective
+        if self.info is not None:
+            result["lwgan_info"] = self.info
+            self.info = None
+        result.update(extra or {})
+        self.history = []
+        self.last_report_step = self.step
+        tune.report(result, checkpoint=checkpoint)
+
+    def _maybe_crash(self, step: int) -> None:
+        crash = self.context.crash
+        if crash is None or crash.trial_id != self.trial_name or step < crash.step:
+            return
+        markers = self.out_dir / CRASH_MARKERS
+        done = len(markers.read_text().split()) if markers.is_file() else 0
+        if done >= crash.times:
+            return
+        with markers.open("a") as fh:
+            fh.write(f"{step}\n")
+        raise InjectedCrash(f"injected crash {done + 1}/{crash.times} at step {step} (${CRASH_ENV})")
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """The Tune function trainable (wrapped with ``tune.with_parameters(run_trial, context=...)``)."""
+    import torch
+    from ray import tune
+
+    from lwgan.config import TrainConfig
+
+    torch.set_num_threads(max(1, int(context.threads)))
+    trial_name = tune.get_context().get_trial_name()
+    out_dir = Path(context.trials_dir) / trial_name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    restore_checkpoint(out_dir)
+    cfg = TrainConfig.from_flat(trial_config(context, trial_name, config))
+    reporter = TuneReporter(context, trial_name, out_dir)
+    trainer_cls = _load_trainer(context.trainer)
+    trainer_cls(cfg, out_dir, callbacks=[reporter], progress=False, profile=context.profile).fit()

@@ -1,0 +1,265 @@
+"""MLflow tracking of studies (the schema of docs/INTERFACES.md): where the store is (``mlflow.env`` /
+environment), one parent run per study, one nested child run per trial, batched metrics, artifacts,
+and ``lwgan-study ui``. Only the driver writes (one writer); mlflow is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from lwgan.errors import UserError
+from lwgan.paths import project_dir
+
+ENV_FILE = "mlflow.env"
+DEFAULT_URI = "sqlite:///mlruns.db"
+DEFAULT_EXPERIMENT = "lwgan-study"
+BATCH_LIMIT = 1000  # MLflow's log_batch takes at most 1000 metrics per call
+TRIAL_ARTIFACTS = (("config.yaml", ""), ("run_info.json", ""), ("samples/final.png", "samples"))
+MLFLOW_RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "running": "RUNNING"}
+
+
+# ----------------------------------------------------------------------------------
+# Where the store is
+# ----------------------------------------------------------------------------------
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes); {} when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    out: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def _setting(name: str, default: str, root: Path | None = None) -> tuple[str, Path]:
+    root = root or project_dir()
+    if os.environ.get(name):
+        return os.environ[name], Path.cwd()
+    return read_env_file(root / ENV_FILE).get(name, default), root
+
+
+def resolve_sqlite_uri(uri: str, root: Path) -> str:
+    """``sqlite:///relative.db`` -> ``sqlite:////<root>/relative.db``; other URIs unchanged."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + (root / uri[len(prefix):]).resolve().as_posix()
+    return uri
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``mlflow.env`` at the project root, else ``sqlite:///<root>/mlruns.db``."""
+    uri, base = _setting("MLFLOW_TRACKING_URI", DEFAULT_URI, root)
+    return resolve_sqlite_uri(uri, base)
+
+
+def experiment_name(root: Path | None = None) -> str:
+    return _setting("LWGAN_EXPERIMENT", DEFAULT_EXPERIMENT, root)[0]
+
+
+def _mlflow_env() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _as_number(value: Any) -> float | None:
+    """A float (NaN / inf kept: MLflow stores them), or None for a non-numeric value."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number
+
+
+# ----------------------------------------------------------------------------------
+# The writer
+# ----------------------------------------------------------------------------------
+
+
+class StudyTracker:
+    """Writes a study to MLflow from the driver: parent run, child runs, metrics, tags, artifacts."""
+
+    def __init__(self, uri: str | None = None, experiment: str | None = None):
+        _mlflow_env()
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri or tracking_uri()
+        self.experiment = experiment or experiment_name()
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.experiment_id = self._ensure_experiment()
+
+    def _ensure_experiment(self) -> str:
+        """Create the store and experiment here, before any trial runs (concurrent creation races)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.get_experiment_by_name(self.experiment)
+        except MlflowException as err:
+            raise UserError(f"MLflow store {self.uri}: cannot open it ({str(err).splitlines()[0]})") from None
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                raise UserError(f"MLflow store {self.uri}: experiment {self.experiment!r} is deleted; restore it or set LWGAN_EXPERIMENT")
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment)
+        except MlflowException:  # created meanwhile by another driver
+            return self.client.get_experiment_by_name(self.experiment).experiment_id
+
+    # -- parent ------------------------------------------------------------------
+    def start_study(self, study: str, tags: Mapping[str, str], study_yaml: str, run_id: str | None = None) -> str:
+        """The study's parent run: a new one, or ``run_id`` reopened on --resume."""
+        if run_id:
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, "lwgan.status", "running")
+            return run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=study,
+            tags={"lwgan.role": "study", "lwgan.study": study, "lwgan.status": "running", **dict(tags)},
+        )
+        self._log_text(run.info.run_id, study_yaml, "study.yaml")
+        return run.info.run_id
+
+    def end_study(self, run_id: str, counts: Mapping[str, int], finished: bool, best: Mapping[str, Any] | None = None) -> None:
+        tags = {f"lwgan.trials_{state}": str(n) for state, n in counts.items()}
+        tags["lwgan.status"] = "completed" if finished else "interrupted"
+        if best:
+            tags["lwgan.best_trial"] = str(best.get("trial_id"))
+            tags["lwgan.best_value"] = str(best.get("value"))
+        self._set_tags(run_id, tags)
+        self.client.set_terminated(run_id, "FINISHED" if finished else "KILLED")
+
+    def log_folder(self, run_id: str, folder: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(run_id, str(folder), artifact_path)
+
+    # -- children ----------------------------------------------------------------
+    def start_trial(self, parent_id: str, trial_id: str, variant: str, seed: int, params: Mapping[str, Any],
+                    run_id: str | None = None) -> str:
+        """A trial's child run (params: every flat config key, plus variant and seed); reopened when ``run_id``."""
+        from mlflow.entities import Param
+
+        if run_id:
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, "lwgan.status", "running")
+            return run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=trial_id,
+            tags={"mlflow.parentRunId": parent_id, "lwgan.role": "trial", "lwgan.trial_id": trial_id,
+                  "lwgan.variant": variant, "lwgan.seed": str(seed), "lwgan.status": "running"},
+        )
+        flat = {**{k: ("null" if v is None else v) for k, v in params.items()}, "variant": variant, "seed": seed}
+        items = [Param(str(k), str(v)[:6000]) for k, v in flat.items()]
+        for i in range(0, len(items), 100):  # log_batch takes at most 100 params per call
+            self.client.log_batch(run.info.run_id, params=items[i:i + 100])
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, history: Iterable[tuple[int, Mapping[str, Any]]]) -> int:
+        """Log ``[(step, {name: value})]`` in batches of 1000; returns how many points were written."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        points = [
+            Metric(str(key), value, now, int(step))
+            for step, metrics in history
+            for key, raw in metrics.items()
+            if (value := _as_number(raw)) is not None
+        ]
+        for i in range(0, len(points), BATCH_LIMIT):
+            self.client.log_batch(run_id, metrics=points[i:i + BATCH_LIMIT])
+        return len(points)
+
+    def trial_info_tags(self, run_id: str, info: Mapping[str, Any]) -> None:
+        """Tags from the Trainer's run info: backbones, body model, dataset, device."""
+        backbones = {str(b.get("name")): str(b.get("status")) for b in info.get("backbones", []) if isinstance(b, Mapping)}
+        tags = {
+            "lwgan.backbone_status": json.dumps(backbones, sort_keys=True),
+            "lwgan.body_model": str(info.get("body_model", {}).get("path", "")),
+            "lwgan.body_model_kind": str(info.get("body_model", {}).get("kind", "")),
+            "lwgan.dataset": str(info.get("dataset", {}).get("path", "")),
+            "lwgan.dataset_kind": str(info.get("dataset", {}).get("kind", "")),
+            "lwgan.device": str(info.get("device", "")),
+        }
+        self._set_tags(run_id, tags)
+
+    def end_trial(self, run_id: str, status: str, out_dir: Path | None, step: int | None = None, error: str | None = None) -> None:
+        """Final tags, the trial's artifacts (from its local output folder), and the MLflow run status."""
+        tags = {"lwgan.status": status}
+        if status == "diverged" and step is not None:
+            tags["lwgan.diverged_step"] = str(step)
+        if error:
+            tags["lwgan.error"] = error[:4900]
+        if step is not None:
+            tags["lwgan.final_step"] = str(step)
+        self._set_tags(run_id, tags)
+        if out_dir is not None:
+            for rel, artifact_path in TRIAL_ARTIFACTS:
+                path = Path(out_dir) / rel
+                if path.is_file():
+                    self.client.log_artifact(run_id, str(path), artifact_path or None)
+        self.client.set_terminated(run_id, MLFLOW_RUN_STATUS.get(status, "FINISHED"))
+
+    # -- helpers -----------------------------------------------------------------
+    def _set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def _log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+
+def study_run_tags(study_file: str, profile: str, baseline: Mapping[str, Any], versions: Mapping[str, str],
+                   commit: str | None) -> dict[str, str]:
+    """The parent run's descriptive tags (docs/INTERFACES.md)."""
+    return {
+        "lwgan.profile": profile,
+        "lwgan.git_commit": commit or "unknown",
+        "lwgan.versions": json.dumps(dict(versions), sort_keys=True),
+        "lwgan.dataset_kind": "iper" if baseline.get("data_root") else "synthetic",
+        "lwgan.body_model_kind": "smpl" if baseline.get("body_model") else "generated",
+        "lwgan.study_file": study_file,
+    }
+
+
+# ----------------------------------------------------------------------------------
+# lwgan-study ui
+# ----------------------------------------------------------------------------------
+
+
+def ui_command(uri: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+
+
+def command_ui(args) -> int:
+    """Start ``mlflow ui`` on 127.0.0.1 against the project's store (blocks until Ctrl-C)."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise UserError(f"no MLflow store at {uri} yet: run a study first (lwgan-study run), or set MLFLOW_TRACKING_URI")
+    port = int(getattr(args, "port", 5000))
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
+    try:
+        return subprocess.call(ui_command(uri, port), env=env)
+    except KeyboardInterrupt:
+        return 0
+
