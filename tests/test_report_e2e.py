@@ -114,3 +114,141 @@ def fill_store(root: Path) -> tuple[str, str]:
         client.set_terminated(rid, "FINISHED" if status == "completed" else "FAILED")
     client.set_terminated(pid, "FINISHED")
     return uri, pid
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    uri, parent_id = fill_store(root)
+    from lwgan.report.builder import build_report
+
+    out = root / "report"
+    written = build_report("ablation", out, tracking_uri=uri)
+    return {"root": root, "uri": uri, "parent": parent_id, "out": out, "written": written}
+
+
+def _section(md: str, title: str) -> str:
+    start = md.index(f"## {title}")
+    nxt = md.find("\n## ", start + 1)
+    return md[start: nxt if nxt > 0 else len(md)]
+
+
+def test_report_files_and_relative_links(study):
+    out = study["out"]
+    assert study["written"] == [out / "report.md", out / "report.pdf"]
+    md = (out / "report.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", md)
+    assert len(links) >= 8
+    for link in links:
+        assert not link.startswith("/") and (out / link).is_file(), link
+    assert {"figures/curves_G.png", "figures/curves_D.png", "figures/d_outputs.png", "figures/learning_rates.png",
+            "figures/stability.png", "figures/samples_1.png"} <= set(links)
+    assert {"samples/baseline_seed0.png", "samples/gp10_seed0.png", "samples/ttur_seed0.png"} <= set(links)
+    for name in ("runs.csv", "final_values.csv", "comparison.csv", "oscillation.csv"):
+        assert (out / "data" / name).is_file()
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings == ["## Design", "## Run accounting", "## Results: deltas against the baseline", "## Training curves",
+                        "## Stability", "## Samples", "## Findings"]
+
+
+def test_report_tables_show_planted_effects(study):
+    md = (study["out"] / "report.md").read_text()
+    table1 = md[md.index("*Table 1 layout"): md.index("*Other generator loss terms")]
+    rows = {line.split("|")[1].strip(): line for line in table1.splitlines() if line.startswith("| ")}
+    assert list(rows) == ["Exp", "---", "baseline", "gp10", "ttur"]
+    gp = [c.strip() for c in rows["gp10"].split("|")[1:-1]]
+    assert gp[:6] == ["gp10", "\u2013", "10", "(2e-4, 2e-4, 2e-6)", "\u2013", "\u2013"]
+    assert all(c.startswith("**-") and c.endswith("\u2020") for c in gp[6:9])  # 20% lower, 3 seeds: marked
+    face = float(re.match(r"\*\*(-?[\d.]+)%", gp[6]).group(1))
+    assert -24 < face < -16
+    ttur = [c.strip() for c in rows["ttur"].split("|")[1:-1]]
+    assert ttur[3] == "(1e-4, 4e-4, 2e-6)" and not any("\u2020" in c for c in ttur[6:9])
+    assert "| baseline | \u2013 | \u2013 | (2e-4, 2e-4, 2e-6) | reference | \u2013 |" in md
+
+
+def test_report_accounts_for_failures_and_stand_ins(study):
+    md = (study["out"] / "report.md").read_text()
+    acc = _section(md, "Run accounting")
+    assert "| gp10 | 4 | 3 | 0 | 1 (seed 3) | 0 | 0 |" in acc
+    assert "| ttur | 4 | 3 | 1 (seed 3 @ step 30) | 0 | 0 | 0 |" in acc
+    assert "RuntimeError: out of memory while allocating the generator" in acc
+    assert "excluded from every statistic" in acc
+    design = _section(md, "Design")
+    assert "**VGG19: untrained stand-in \u2014 perceptual losses are not comparable with the paper.**" in design
+    assert "abc1234" in design and "torch 2.13.0" in design and "Profile: tiny" in design
+    assert "gp_weight: 0 \u2192 10" in design
+    findings = _section(md, "Findings")
+    assert "**gp10** differs from the baseline" in findings and "No metric of ttur differs" in findings
+    assert "Final window: the value of a metric is its mean over the last 20%" in md
+
+
+def test_report_pdf_pages_render(study, tmp_path):
+    from lwgan.report.pdf import page_count
+
+    pdf = study["out"] / "report.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF") and page_count(pdf) >= 5
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    from PIL import Image
+
+    for page in (1, 2):
+        subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", str(page), "-l", str(page), str(pdf), str(tmp_path / f"p{page}")],
+                       check=True, capture_output=True)
+        png = next(tmp_path.glob(f"p{page}*.png"))
+        pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+        assert pixels.shape[0] > pixels.shape[1] > 300  # A4 portrait
+        assert (pixels < 128).mean() > 0.01  # text and table rules, not a blank page
+
+
+def test_study_can_be_named_by_yaml_or_parent_run_id(study, tmp_path):
+    from lwgan.report.collect import find_parent_run, make_client
+
+    client = make_client(study["uri"])
+    yaml_path = tmp_path / "ablation.yaml"
+    yaml_path.write_text("name: ablation\nseeds: 3\n")
+    for ref in (str(yaml_path), "ablation", study["parent"]):
+        assert find_parent_run(client, ref).info.run_id == study["parent"]
+    # A newer parent run of the same study wins (a rerun without --resume).
+    newer = client.create_run("1", run_name="ablation", tags={"lwgan.role": "study", "lwgan.study": "ablation"})
+    try:
+        assert find_parent_run(client, "ablation").info.run_id == newer.info.run_id
+    finally:
+        client.delete_run(newer.info.run_id)
+
+
+def test_unknown_study_and_bad_inputs_are_user_errors(study, tmp_path):
+    from lwgan.errors import UserError
+    from lwgan.report.builder import build_report
+
+    with pytest.raises(UserError, match=r"no study named 'nope'.*studies in this store: ablation"):
+        build_report("nope", tmp_path, tracking_uri=study["uri"])
+    with pytest.raises(UserError, match="study file not found: .*missing.yaml"):
+        build_report(str(tmp_path / "missing.yaml"), tmp_path, tracking_uri=study["uri"])
+    (tmp_path / "noname.yaml").write_text("seeds: 2\n")
+    with pytest.raises(UserError, match="has no 'name:' key"):
+        build_report(str(tmp_path / "noname.yaml"), tmp_path, tracking_uri=study["uri"])
+    with pytest.raises(UserError, match="unknown report format 'html'.*md, pdf"):
+        build_report("ablation", tmp_path, formats="md,html", tracking_uri=study["uri"])
+    from mlflow.tracking import MlflowClient
+
+    child = MlflowClient(study["uri"]).search_runs(["1"], "tags.`lwgan.role` = 'trial'", max_results=1)[0]
+    with pytest.raises(UserError, match="is not a study parent run"):
+        build_report(child.info.run_id, tmp_path, tracking_uri=study["uri"])
+
+
+def test_cli_report_uses_the_environment_store(study, tmp_path, monkeypatch, capsys):
+    from lwgan.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", study["uri"])
+    assert main(["report", "ablation", "--out", str(tmp_path / "cli"), "--format", "md"]) == 0
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "cli" / "report.md").is_file()
+    assert main(["report", "missing-study", "--out", str(tmp_path / "x")]) == 2
+    assert "no study named 'missing-study'" in capsys.readouterr().err
+
+
+def test_tracking_uri_precedence(monkeypatch, tmp_path):
+    from lwgan.report.collect import resolve_tracking_uri
+
+    assert resolve_tracking_uri("sqlite:////x/y.db") == "sqlite:////x/y.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////env/store.db")
+    assert resolve_tracking_uri(None) == "sqlite:////env/store.db"  # lwgan.tracking (when present) reads the env first

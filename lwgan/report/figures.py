@@ -78,9 +78,12 @@ def curves_figure(
     band: str = "minmax",
     ncols: int = 2,
     titles: Mapping[str, str] | None = None,
+    window_from: Mapping[str, float] | None = None,
 ) -> Figure:
     """One panel per key; per variant the mean of the EMA-smoothed seed curves (solid), the seed band
-    (min-max or ±1 sd of the smoothed curves) and the raw mean across seeds (faint)."""
+    (min-max or ±1 sd of the smoothed curves) and the raw mean across seeds (faint). ``window_from``
+    (key -> first step of the final window) shades the final window grey. Sparse curves (<= 20 points)
+    get markers."""
     if band not in ("minmax", "sd"):
         raise ValueError(f"band must be 'minmax' or 'sd', got {band!r}")
     palette = dict(palette or variant_palette(variants))
@@ -105,7 +108,10 @@ def curves_figure(
                     lo, hi = curves["ema"] - curves["ema_sd"].fillna(0), curves["ema"] + curves["ema_sd"].fillna(0)
                 if curves["n"].max() > 1:
                     ax.fill_between(steps, lo, hi, color=colour, alpha=0.18, linewidth=0)
-                ax.plot(steps, curves["ema"], color=colour, linewidth=1.3)
+                sparse = len(steps) <= 20
+                ax.plot(steps, curves["ema"], color=colour, linewidth=1.3, marker="o" if sparse else None, markersize=3)
+            if window_from and key in window_from and math.isfinite(window_from[key]) and not sub_key.empty:
+                ax.axvspan(window_from[key], sub_key["step"].max(), color="0.5", alpha=0.12, linewidth=0, zorder=0)
             ax.set_title((titles or {}).get(key, key))
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useMathText=True)
         for ax in axes[len(keys):]:

@@ -4,9 +4,10 @@ bundled DejaVu Sans so that η, λ, ±, Δ, ✓ and † render.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
@@ -20,6 +21,8 @@ CAPTION_PT = 8.5
 HEADING_PT = {1: 16.0, 2: 13.0, 3: 10.5}
 FONT = "DejaVu"
 _OTHER_MARKERS = re.compile(r"(__|--|~~)")
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+LINE_MM = TABLE_PT * 0.5
 
 
 def _font_dir() -> Path:
@@ -42,7 +45,9 @@ class _ReportPDF(FPDF):
 
 
 def pdf_markdown(text: str) -> str:
-    """Keep ``**bold**`` spans; escape fpdf2's other markers (``__``, ``--``, ``~~``) so they print literally."""
+    """Keep ``**bold**`` spans; escape fpdf2's other markers (``__``, ``--``, ``~~``) so they print literally;
+    a Markdown link ``[label](path)`` becomes ``label (path)`` (relative file links do not work in a PDF)."""
+    text = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
     return _OTHER_MARKERS.sub(lambda m: "\\" + m.group(1), text)
 
 
@@ -97,27 +102,67 @@ def _bullets(pdf: FPDF, items: Sequence[str]) -> None:
     pdf.ln(1.5)
 
 
-def column_widths(table: Table) -> list[float]:
-    """Relative widths from the longest word and the typical cell length of each column."""
-    widths = []
+def column_widths(table: Table, measure: Callable[[str, bool], float], total: float, padding: float = 2.6) -> list[float]:
+    """Column widths in mm that sum to ``total``: each column's natural width (its widest cell, capped at
+    60 mm) when they fit; otherwise columns shrink towards their longest word, wider ones first."""
+    natural, minimum = [], []
     for i, name in enumerate(table.columns):
-        texts = [name] + [row[i].text + (" " + DAGGER if row[i].mark else "") for row in table.rows]
-        longest_word = max(len(w) for t in texts for w in (t.split() or [""]))
-        typical = max(len(t) for t in texts)
-        widths.append(max(longest_word + 1.5, min(typical, 34) * 0.8, 4.0))
-    return widths
+        texts = [(name, True)] + [(row[i].text + (" " + DAGGER if row[i].mark else ""), row[i].bold) for row in table.rows]
+        header_word = max(measure(w, True) for w in (name.split() or [""]))  # headers may wrap at spaces
+        natural.append(min(max([header_word] + [measure(t, b) for t, b in texts[1:]]), 60.0) + padding)
+        minimum.append(max(measure(w, b) for t, b in texts for w in (t.split() or [""])) + padding)
+    minimum = [min(m, n) for m, n in zip(minimum, natural)]
+    if sum(natural) <= total:
+        extra = (total - sum(natural)) / len(natural)
+        return [n + extra for n in natural]
+    slack = [n - m for n, m in zip(natural, minimum)]
+    need = sum(natural) - total
+    if sum(slack) >= need:
+        return [n - need * sl / sum(slack) for n, sl in zip(natural, slack)]
+    return [m * total / sum(minimum) for m in minimum]
+
+
+def estimate_table_height(table: Table, widths: Sequence[float], measure: Callable[[str, bool], float]) -> float:
+    """Rough height in mm (header + rows) from wrapped line counts; used to keep short tables on one page."""
+    height = 0.0
+    rows = [[(c, True) for c in table.columns]] + [[(c.text + (" " + DAGGER if c.mark else ""), c.bold) for c in row] for row in table.rows]
+    for cells in rows:
+        lines = 1
+        for (text, bold), width in zip(cells, widths):
+            lines = max(lines, math.ceil(measure(text, bold) / max(width - 2.6, 1.0) - 1e-9))
+        height += lines * LINE_MM + 1.6
+    return height
+
+
+def _measure(pdf: FPDF) -> Callable[[str, bool], float]:
+    def measure(text: str, bold: bool) -> float:
+        pdf.set_font(FONT, "B" if bold else "", TABLE_PT)
+        return pdf.get_string_width(text)
+
+    return measure
+
+
+def _table_room(pdf: FPDF, table: Table) -> float:
+    """Room a table asks for before it starts: all of it when it fits on one page, else 30 mm."""
+    measure = _measure(pdf)
+    widths = column_widths(table, measure, pdf.epw)
+    pdf.set_font(FONT, "I", CAPTION_PT)
+    caption_h = 4.6 * math.ceil(pdf.get_string_width(table.caption) / pdf.epw + 0.05) + 2 if table.caption else 0.0
+    whole = estimate_table_height(table, widths, measure) + caption_h
+    return whole if whole < pdf.page_break_trigger - pdf.t_margin - 20 else 30.0
 
 
 def _table(pdf: FPDF, table: Table) -> None:
-    _ensure_room(pdf, 30)
+    widths = column_widths(table, _measure(pdf), pdf.epw)
+    _ensure_room(pdf, _table_room(pdf, table))
     if table.caption:
         _paragraph(pdf, table.caption, CAPTION_PT, "I")
     pdf.set_font(FONT, "", TABLE_PT)
     heading_style = FontFace(emphasis="BOLD", fill_color=(228, 228, 228))
     with pdf.table(
-        col_widths=column_widths(table),
+        col_widths=widths,
         text_align="LEFT",
-        line_height=TABLE_PT * 0.5,
+        line_height=LINE_MM,
         headings_style=heading_style,
         padding=(0.8, 1.0),
         width=pdf.epw,
@@ -162,8 +207,11 @@ def _image(pdf: FPDF, block: Image, base_dir: Path) -> None:
 def write_pdf(blocks: Sequence[Block], base_dir: Path, path: Path, footer_text: str = "") -> Path:
     """Write ``blocks`` to ``path``; image paths are relative to ``base_dir``."""
     pdf = _new_pdf(footer_text)
-    for block in blocks:
+    for i, block in enumerate(blocks):
         if isinstance(block, Heading):
+            following = blocks[i + 1] if i + 1 < len(blocks) else None
+            if isinstance(following, Table):  # keep a heading with (the start of) its table
+                _ensure_room(pdf, _table_room(pdf, following) + 15.0)
             _heading(pdf, block)
         elif isinstance(block, Paragraph):
             _paragraph(pdf, block.text)

@@ -129,9 +129,10 @@ def title_blocks(data: StudyRuns) -> list[Block]:
 def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     tags = data.parent_tags
     warnings, backbone_status = backbone_lines(data.runs)
-    dataset_kind = tags.get("lwgan.dataset_kind", "")
+    # The parent's tags describe the study; trials carry the same facts per run (fallback).
+    dataset_kind = tags.get("lwgan.dataset_kind") or "/".join(_unique_tag(data.runs, "lwgan.dataset_kind"))
     datasets = _unique_tag(data.runs, "lwgan.dataset")
-    body_kind = tags.get("lwgan.body_model_kind", "")
+    body_kind = tags.get("lwgan.body_model_kind") or "/".join(_unique_tag(data.runs, "lwgan.body_model_kind"))
     bodies = _unique_tag(data.runs, "lwgan.body_model")
     versions = json_tag(tags, "lwgan.versions")
     dataset_text = (dataset_kind or "unknown kind") + (f" ({'; '.join(datasets)})" if datasets else "")
@@ -235,8 +236,7 @@ def delta_blocks(an: Analysis) -> list[Block]:
     )
     if stat.rows:
         blocks.append(Heading("Statistics detail", 3))
-        blocks.append(Paragraph(note))
-        blocks.append(stat)
+        blocks.append(_with_caption(stat, note))
     return blocks
 
 
@@ -255,15 +255,18 @@ def curve_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
         return blocks + [Paragraph("No completed run logged metrics: no curves.")]
     blocks.append(Paragraph(
         "Per variant: the mean over seeds of the EMA-smoothed curves (solid; span = 5% of the logged points, at least 3), "
-        "the min\u2013max band of the smoothed seed curves (shaded) and the raw mean over seeds (faint). Completed runs only."
+        "the min\u2013max band of the smoothed seed curves (shaded) and the raw mean over seeds (faint); the grey span is "
+        "the final window (median start over runs). Completed runs only."
     ))
     present = set(an.completed_metrics["key"])
     variants = [v for v in an.variants if v in set(an.completed_metrics["variant"])]
+    window_start = an.finals.groupby("key")["first_step"].median().to_dict()
     for name, title, keys in CURVE_GROUPS:
         keys = [k for k in keys if k in present]
         if not keys:
             continue
-        fig = figures.curves_figure(an.completed_metrics, keys, variants, palette, ncols=2 if len(keys) > 1 else 1)
+        fig = figures.curves_figure(an.completed_metrics, keys, variants, palette, ncols=2 if len(keys) > 1 else 1,
+                                    window_from=window_start)
         rel = f"figures/{name}.png"
         figures.save_figure(fig, out_dir / rel)
         blocks.append(Image(rel, caption=f"{title}."))

@@ -50,7 +50,7 @@ def metric_label(key: str, delta: bool = False) -> str:
 def fmt_value(x: Any, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return NO
-    if isinstance(x, bool):
+    if isinstance(x, (bool, np.bool_)):
         return "true" if x else "false"
     if isinstance(x, (int, np.integer)):
         return str(int(x))
@@ -93,7 +93,7 @@ def delta_cell(row: Mapping[str, Any]) -> Cell:
     if row["n_base"] == 0:
         return Cell("no baseline")
     if not math.isfinite(row["delta_pct"]):
-        return Cell(f"n/a (baseline 0; {fmt_value(row['var_mean'])})")
+        return Cell(f"n/a: baseline 0 (variant {fmt_value(row['var_mean'])})")
     if not math.isfinite(row["delta_ci_pct"]):
         return Cell(fmt_pct(row["delta_pct"]))
     text = f"{fmt_pct(row['delta_pct'])} \u00b1 {row['delta_ci_pct']:.2f}"
@@ -194,7 +194,9 @@ def accounting_table(runs: pd.DataFrame, variants: Sequence[str]) -> Table:
         div = sub[sub["status"] == "diverged"]
         div_text = str(counts["diverged"])
         if counts["diverged"]:
-            div_text += " (" + ", ".join(f"seed {fmt_value(r.seed)} @ step {fmt_value(r.diverged_step)}" for r in div.itertuples()) + ")"
+            div_text += " (" + ", ".join(
+                f"seed {fmt_value(r.seed)} @ step {'?' if pd.isna(r.diverged_step) else int(r.diverged_step)}" for r in div.itertuples()
+            ) + ")"
         failed = sub[sub["status"] == "failed"]
         failed_text = str(counts["failed"])
         if counts["failed"]:
@@ -215,8 +217,9 @@ def failure_notes(runs: pd.DataFrame) -> list[str]:
     bad = runs[runs["status"] != "completed"].sort_values(["variant", "seed"], kind="stable")
     for r in bad.itertuples():
         what = f"{r.variant}, seed {fmt_value(r.seed)} (run {r.run_id[:8]}): {r.status}"
-        if r.status == "diverged" and r.diverged_step is not None and not (isinstance(r.diverged_step, float) and math.isnan(r.diverged_step)):
-            what += f" at step {fmt_value(r.diverged_step)}"
+        has_step = not pd.isna(r.diverged_step)
+        if r.status == "diverged" and has_step and f"step {int(r.diverged_step)}" not in str(r.error or ""):
+            what += f" at step {int(r.diverged_step)}"
         if isinstance(r.error, str) and r.error:
             what += f" \u2013 {r.error}"
         elif r.status == "failed":
@@ -285,7 +288,7 @@ def statistics_table(comparison: pd.DataFrame, baseline: str, keys: Sequence[str
                 Cell(variant), Cell(row["key"]), Cell(f"{row['n_var']} / {row['n_base']}"),
                 Cell(fmt_mean_ci(row["var_mean"], row["var_ci"])), delta_cell(row),
                 Cell(fmt_p(row["p_welch"])), Cell(fmt_p(row["p_holm"]), bold=bool(math.isfinite(row["p_holm"]) and row["p_holm"] < 0.05)),
-                Cell(fmt_value(row["hedges_g"], 3)),
+                Cell(f"{row['hedges_g']:+.2f}" if math.isfinite(row["hedges_g"]) else NO),
             ])
     return Table(["Exp", "Metric", "n (var / base)", "Variant mean", "\u0394 vs baseline", "p Welch", "p Holm", "Hedges' g"], rows)
 

@@ -1,0 +1,147 @@
+"""Report statistics on planted effects and known numbers: final window, CIs vs scipy, Welch, Holm,
+Hedges' g, oscillation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from lwgan.report import stats
+
+KEYS = ("loss/G_face", "loss/G_tsf", "loss/G_rec")
+
+
+def _finals(groups: dict[str, np.ndarray]) -> pd.DataFrame:
+    """groups: variant -> (n_seeds, n_keys) array of final values."""
+    rows = []
+    for variant, values in groups.items():
+        for seed, per_key in enumerate(values):
+            for key, v in zip(KEYS, per_key):
+                rows.append(dict(run_id=f"{variant}-{seed}", variant=variant, seed=seed, key=key, value=float(v)))
+    return pd.DataFrame(rows)
+
+
+def test_planted_20pct_effect_is_significant_and_noise_is_not():
+    rng = np.random.default_rng(7)
+    level = np.array([1.5, 2.0, 0.3])
+    base = level * (1 + 0.03 * rng.standard_normal((5, 3)))
+    better = 0.8 * level * (1 + 0.03 * rng.standard_normal((5, 3)))
+    noise = level * (1 + 0.03 * rng.standard_normal((5, 3)))
+    comp = stats.compare_to_baseline(_finals({"baseline": base, "better": better, "noise": noise}), KEYS,
+                                     ["baseline", "better", "noise"])
+    good = comp[comp["variant"] == "better"]
+    assert good["ci_excludes_zero"].all()
+    assert (good["p_holm"] < 0.01).all()
+    assert np.allclose(good["delta_pct"], -20.0, atol=3.0)
+    assert (good["hedges_g"] < -3).all()
+    null = comp[comp["variant"] == "noise"]
+    assert not null["ci_excludes_zero"].any()
+    assert (null["p_holm"] > 0.05).all()
+    # The baseline row carries absolute means only.
+    b = comp[comp["variant"] == "baseline"]
+    assert b["delta_pct"].isna().all() and np.allclose(b["var_mean"], base.mean(axis=0))
+
+
+def test_delta_and_its_ci_on_hand_computed_numbers():
+    finals = _finals({"baseline": np.array([[2.0, 1, 1], [4.0, 1, 1]]), "v": np.array([[1.5, 1, 1], [2.5, 1, 1]])})
+    row = stats.compare_to_baseline(finals, KEYS, ["baseline", "v"]).set_index(["variant", "key"]).loc[("v", "loss/G_face")]
+    assert row["delta_pct"] == pytest.approx(-100 / 3)
+    # Welch: se^2 = 0.5/2 + 2/2 = 1.25, dof = 1.25^2 / (0.25^2 + 1^2) = 1.470588...
+    half = sps.t.ppf(0.975, 1.5625 / 1.0625) * math.sqrt(1.25)
+    assert row["diff_ci"] == pytest.approx(half)
+    assert row["delta_ci_pct"] == pytest.approx(100 * half / 3)
+    assert not row["ci_excludes_zero"]  # half ~ 7 > |diff| = 1
+    assert math.isnan(row["p_welch"])  # two seeds: no test
+
+
+def test_one_seed_gives_a_point_delta_without_ci():
+    finals = _finals({"baseline": np.array([[1.0, 1.0, 1.0]]), "E1": np.array([[0.872, 0.9425, 0.8346]])})
+    comp = stats.compare_to_baseline(finals, KEYS, ["baseline", "E1"]).set_index(["variant", "key"])
+    assert comp.loc[("E1", "loss/G_face"), "delta_pct"] == pytest.approx(-12.80)
+    assert comp.loc[("E1", "loss/G_tsf"), "delta_pct"] == pytest.approx(-5.75)
+    assert comp.loc[("E1", "loss/G_rec"), "delta_pct"] == pytest.approx(-16.54)
+    assert comp["delta_ci_pct"].isna().all() and not comp["ci_excludes_zero"].any()
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    data = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    mean, half = stats.mean_ci(data)
+    lo, hi = sps.t.interval(0.95, df=4, loc=data.mean(), scale=sps.sem(data))
+    assert mean == pytest.approx(4.0)
+    assert (mean - half, mean + half) == pytest.approx((lo, hi))
+    assert math.isnan(stats.mean_ci([3.0])[1]) and stats.mean_ci([3.0])[0] == 3.0
+
+
+def test_welch_ci_and_p_match_scipy():
+    a, b = np.array([0.8, 0.9, 1.1, 0.7]), np.array([1.0, 1.3, 1.2, 1.6, 1.1])
+    diff, half = stats.welch_diff_ci(a, b)
+    res = sps.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert (diff - half, diff + half) == pytest.approx((ci.low, ci.high))
+    assert stats.welch_p(a, b) == pytest.approx(res.pvalue)
+
+
+def test_holm_on_known_pvalues():
+    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    with_nan = stats.holm([0.02, math.nan, 0.5])
+    assert with_nan[0] == pytest.approx(0.04) and math.isnan(with_nan[1]) and with_nan[2] == pytest.approx(0.5)
+    assert stats.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 2 x 0.8 capped at 1; monotone
+    assert stats.holm([0.04, 0.3]) == pytest.approx([0.08, 0.3])
+    assert np.isnan(stats.holm([math.nan])).all()
+
+
+def test_holm_is_applied_across_variants_per_metric():
+    rng = np.random.default_rng(3)
+    base = 1 + 0.05 * rng.standard_normal((4, 3))
+    groups = {"baseline": base, "a": base * 0.9 + 0.01, "b": base * 1.0 + 0.02}
+    comp = stats.compare_to_baseline(_finals(groups), KEYS, list(groups))
+    for key in KEYS:
+        sub = comp[(comp["key"] == key) & (comp["variant"] != "baseline")]
+        assert sub["p_holm"].to_numpy() == pytest.approx(stats.holm(sub["p_welch"]))
+
+
+def test_hedges_g_on_known_data():
+    # diff = -1, pooled sd = 1, J = 1 - 3 / (4 * 6 - 9) = 0.8
+    assert stats.hedges_g([1.0, 2.0, 3.0], [2.0, 3.0, 4.0]) == pytest.approx(-0.8)
+    assert math.isnan(stats.hedges_g([1.0], [2.0, 3.0]))
+
+
+def test_final_window_is_the_last_20pct_of_points():
+    metrics = pd.DataFrame({
+        "run_id": "r", "variant": "v", "seed": 0, "key": "loss/G_rec",
+        "step": np.arange(1, 11), "value": np.arange(1.0, 11.0),
+    })
+    sparse = pd.DataFrame({"run_id": "r", "variant": "v", "seed": 0, "key": "eval/ssim", "step": [50, 100], "value": [0.2, 0.6]})
+    out = stats.final_values(pd.concat([metrics.iloc[::-1], sparse]), 0.2).set_index("key")
+    assert out.loc["loss/G_rec", "value"] == pytest.approx(9.5)
+    assert (out.loc["loss/G_rec", "first_step"], out.loc["loss/G_rec", "n_points"]) == (9, 2)
+    assert out.loc["eval/ssim", "value"] == pytest.approx(0.6)  # at least one point
+    assert [stats.window_size(n, 0.2) for n in (1, 5, 10, 11, 50)] == [1, 1, 2, 3, 10]
+
+
+def test_oscillation_detects_a_see_saw():
+    steps = np.arange(200)
+    wave = 0.5 * (-1.0) ** steps
+    g = pd.Series(10 + np.exp(-steps / 50) + wave, index=steps)
+    d = pd.Series(1 - 0.5 * wave, index=steps)
+    out = stats.run_oscillation(g, d, 0.2)
+    assert out["corr_GD"] < -0.95
+    assert 0.4 < out["resid_sd_G"] < 0.6  # the alternating +-0.5 survives the EMA almost whole
+    assert out["resid_rel_G"] == pytest.approx(100 * out["resid_sd_G"] / 10, rel=0.05)
+    calm = stats.run_oscillation(pd.Series(np.full(50, 3.0)), pd.Series(np.full(50, 1.0)))
+    assert calm["resid_sd_G"] == 0 and math.isnan(calm["corr_GD"])
+
+
+def test_ema_matches_the_recurrence():
+    x = np.array([1.0, 3.0, 2.0, 5.0])
+    alpha = 2 / (3 + 1)
+    expect = [1.0]
+    for v in x[1:]:
+        expect.append(alpha * v + (1 - alpha) * expect[-1])
+    assert stats.ema(x, 3) == pytest.approx(expect)
+    assert stats.ema_span(1000) == 50 and stats.ema_span(10) == 3
