@@ -6,6 +6,7 @@ and ``lwgan-study ui``. Only the driver writes (one writer); mlflow is imported 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -78,6 +79,8 @@ def experiment_name(root: Path | None = None) -> str:
 
 def _mlflow_env() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "Creating initial MLflow database tables" chatter
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _as_number(value: Any) -> float | None:
