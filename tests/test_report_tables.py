@@ -96,9 +96,16 @@ def test_accounting_counts_every_outcome_and_names_reasons():
     assert any("E3, seed 1" in n and "failed" in n and "RuntimeError: boom" in n for n in notes)
     assert any("E3, seed 3" in n and "no error message was recorded" in n for n in notes)
     assert any("E1, seed 1" in n and "diverged" in n and n.count("step 37") == 1 for n in notes)
+    same = [{"run_id": f"{i}" * 32, "variant": v, "seed": s, "status": "failed", "diverged_step": pd.NA, "error": "ImportError: x"}
+            for i, (v, s) in enumerate([("E1", 4), ("E1", 5), ("E3", 4)])]
+    grouped = [n for n in tables.failure_notes(_runs(same), ["baseline", "E1", "E3"]) if "ImportError" in n]
+    assert grouped == ["E1, seeds 4, 5; E3, seed 4 (runs 00000000, 11111111, 22222222): failed \u2013 ImportError: x"]
 
 
 def test_design_table_lists_the_config_diff():
+    described = tables.design_table(_runs(), ["baseline", "E1", "E3"], "baseline", {"E1": "GP 2 + TTUR", "E3": ""})
+    assert described.columns[1] == "Description" and described.row("E1")[1].text == "GP 2 + TTUR"
+    assert described.row("E3")[1].text == "\u2013"
     t = tables.design_table(_runs(), ["baseline", "E1", "E3"], "baseline")
     e3 = t.row("E3")[1].text
     assert "\u03bb_rec: 10 \u2192 15" in e3 and "spectral_norm: false \u2192 true" in e3 and "lr_final: 2e-6 \u2192 1e-5" in e3

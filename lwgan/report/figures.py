@@ -160,7 +160,7 @@ def stability_figure(oscillation: pd.DataFrame, variants: Sequence[str], palette
 
 def save_figure(fig: Figure, path, dpi: int = 200) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, facecolor="white")
+    fig.savefig(path, dpi=dpi, facecolor="white", bbox_inches="tight", pad_inches=0.04)
 
 
 def samples_figure(grids: Sequence[tuple[str, np.ndarray]], columns_note: str = "") -> Figure:

@@ -75,7 +75,7 @@ def findings(
             out.append(f"**{variant}** differs from the baseline ({n}; delta \u00b1 95% CI) in " + "; ".join(_effect(r) for r in sig) + ".")
         else:
             quiet.append(variant)
-    if quiet:
+    if quiet and sig_any:
         out.append(
             f"No metric of {', '.join(quiet)} differs from the baseline at \u03b1 = {ALPHA} after Holm correction "
             f"({len(tested[tested['variant'].isin(quiet)])} tests)."

@@ -73,6 +73,19 @@ def variant_order(runs: pd.DataFrame, study_spec: dict[str, Any], baseline: str 
     return ordered
 
 
+def variant_descriptions(study_spec: dict[str, Any]) -> dict[str, str]:
+    """``description:`` of each variant in the study file (and of the study itself for the baseline)."""
+    spec_variants = study_spec.get("variants") if isinstance(study_spec, dict) else None
+    out = {}
+    if isinstance(spec_variants, dict):
+        out = {str(k): str(v.get("description", "")) for k, v in spec_variants.items() if isinstance(v, dict)}
+    elif isinstance(spec_variants, list):
+        out = {str(v.get("name")): str(v.get("description", "")) for v in spec_variants if isinstance(v, dict)}
+    if out and any(out.values()):
+        out.setdefault(BASELINE, "reference defaults + profile")
+    return out
+
+
 def analyse(data: StudyRuns, window: float = 0.2, baseline: str = BASELINE) -> Analysis:
     variants = variant_order(data.runs, data.study_spec, baseline)
     done = data.runs[data.runs["status"] == "completed"]
@@ -155,7 +168,7 @@ def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     blocks: list[Block] = [Heading("Design")]
     blocks += [Paragraph(w) for w in warnings]
     blocks.append(Bullets(items))
-    blocks.append(tables.design_table(data.runs, an.variants, an.baseline))
+    blocks.append(tables.design_table(data.runs, an.variants, an.baseline, variant_descriptions(data.study_spec)))
     return blocks
 
 
@@ -178,7 +191,7 @@ def accounting_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
             + ", ".join(f"{v} {k}" for k, v in excluded.items() if v)
             + "). They are excluded from every statistic, table, curve and stability measure below:"
         ))
-        blocks.append(Bullets(tables.failure_notes(data.runs)))
+        blocks.append(Bullets(tables.failure_notes(data.runs, an.variants)))
     else:
         blocks.append(Paragraph(f"All {len(data.runs)} runs completed; none is excluded."))
     return blocks
@@ -208,6 +221,8 @@ def delta_blocks(an: Analysis) -> list[Block]:
     blocks: list[Block] = [Heading("Results: deltas against the baseline")]
     if an.baseline not in an.variants:
         return blocks + [Paragraph(f"The study has no variant named '{an.baseline}': deltas cannot be computed.")]
+    if an.finals.empty:
+        return blocks + [Paragraph("No completed run logged metrics: there is nothing to compare.")]
     n_seeds = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
     blocks.append(Paragraph(
         window_text(an) + " Delta = (variant mean \u2212 baseline mean) / |baseline mean|, in %, with the half-width of "

@@ -161,7 +161,9 @@ def design_cells(params: Mapping[str, Any], base: Mapping[str, Any], is_baseline
     return [Cell(sn_text), Cell(gp_text), Cell(ttur), Cell("; ".join(lambdas) or NO), Cell("; ".join(other) or NO)]
 
 
-def design_table(runs: pd.DataFrame, variants: Sequence[str], baseline: str) -> Table:
+def design_table(runs: pd.DataFrame, variants: Sequence[str], baseline: str, descriptions: Mapping[str, str] | None = None) -> Table:
+    """Per variant: what it changes against the baseline, its seeds and budget (and the study file's description)."""
+    descriptions = {k: v for k, v in (descriptions or {}).items() if v}
     base = variant_params(runs, baseline)
     rows = []
     for variant in variants:
@@ -175,8 +177,14 @@ def design_table(runs: pd.DataFrame, variants: Sequence[str], baseline: str) -> 
         seeds = sorted(int(s) for s in sub["seed"].dropna().unique())
         budget = params.get("max_steps")
         budget_text = fmt_value(budget) if budget is not None else "full schedule"
-        rows.append([Cell(variant), Cell(changes), Cell(", ".join(map(str, seeds)) or NO), Cell(budget_text)])
-    return Table(["Variant", "Config vs baseline", "Seeds", "max_steps"], rows, caption="Design: what each variant changes.")
+        row = [Cell(variant), Cell(changes), Cell(", ".join(map(str, seeds)) or NO), Cell(budget_text)]
+        if descriptions:
+            row.insert(1, Cell(" ".join(str(descriptions.get(variant, "")).split()) or NO))
+        rows.append(row)
+    columns = ["Variant", "Config vs baseline", "Seeds", "max_steps"]
+    if descriptions:
+        columns.insert(1, "Description")
+    return Table(columns, rows, caption="Design: what each variant changes.")
 
 
 # ----------------------------------------------------------------------------------
@@ -211,20 +219,35 @@ def accounting_table(runs: pd.DataFrame, variants: Sequence[str]) -> Table:
     )
 
 
-def failure_notes(runs: pd.DataFrame) -> list[str]:
-    """One line per non-completed run, with its reason."""
+def failure_notes(runs: pd.DataFrame, variants: Sequence[str] | None = None) -> list[str]:
+    """One line per non-completed run with its reason; runs that failed with the same message share a line."""
+    order = {v: i for i, v in enumerate(variants or sorted(runs["variant"].unique()))}
+    bad = runs[runs["status"] != "completed"].copy()
+    bad["_order"] = bad["variant"].map(lambda v: order.get(v, len(order)))
+    bad = bad.sort_values(["_order", "seed"], kind="stable")
     notes = []
-    bad = runs[runs["status"] != "completed"].sort_values(["variant", "seed"], kind="stable")
-    for r in bad.itertuples():
-        what = f"{r.variant}, seed {fmt_value(r.seed)} (run {r.run_id[:8]}): {r.status}"
-        has_step = not pd.isna(r.diverged_step)
-        if r.status == "diverged" and has_step and f"step {int(r.diverged_step)}" not in str(r.error or ""):
+    for r in bad[bad["status"] == "diverged"].itertuples():
+        what = f"{r.variant}, seed {fmt_value(r.seed)} (run {r.run_id[:8]}): diverged"
+        if not pd.isna(r.diverged_step) and f"step {int(r.diverged_step)}" not in str(r.error or ""):
             what += f" at step {int(r.diverged_step)}"
         if isinstance(r.error, str) and r.error:
             what += f" \u2013 {r.error}"
-        elif r.status == "failed":
-            what += " \u2013 no error message was recorded"
         notes.append(what)
+    rest = bad[bad["status"] != "diverged"]
+    reasons = rest["error"].where(rest["error"].map(lambda e: isinstance(e, str) and bool(e)), None)
+    for (status, reason), grp in rest.groupby([rest["status"], reasons.fillna("")], sort=False):
+        who = "; ".join(
+            f"{variant}, seed{'s' if len(g) > 1 else ''} {', '.join(fmt_value(s) for s in g['seed'])}"
+            for variant, g in grp.groupby("variant", sort=False)
+        )
+        runs_txt = ", ".join(r[:8] for r in grp["run_id"])
+        if reason:
+            tail = f" \u2013 {reason}"
+        elif status == "failed":
+            tail = " \u2013 no error message was recorded"
+        else:
+            tail = ""
+        notes.append(f"{who} (run{'s' if len(grp) > 1 else ''} {runs_txt}): {status}{tail}")
     return notes
 
 
