@@ -226,7 +226,9 @@ def delta_blocks(an: Analysis) -> list[Block]:
     n_seeds = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
     blocks.append(Paragraph(
         window_text(an) + " Delta = (variant mean \u2212 baseline mean) / |baseline mean|, in %, with the half-width of "
-        "the 95% Welch CI of the difference (both groups need \u2265 2 completed seeds). The baseline row holds absolute "
+        "the 95% Welch CI of the difference (both groups need \u2265 2 completed seeds). Loss terms are the values the "
+        "trainer logs: each term multiplied by its \u03bb (lwgan.models.objective), so changing a \u03bb moves its term. "
+        "The baseline row holds absolute "
         f"values (mean \u00b1 95% t-CI). Bold cells marked {DAGGER}: the CI of the difference excludes 0. "
         f"Completed seeds: {', '.join(f'{v} {n}' for v, n in n_seeds.items())}."
     ))
