@@ -45,6 +45,7 @@ class StubTrainer:
         (out / "run_info.json").write_text(json.dumps(info))
         self.callbacks.on_start(info)
         delay = float(os.environ.get("LWGAN_STUB_STEP_S", "0.01"))
+        metrics: dict[str, float] = {}
         for step in range(start + 1, total + 1):
             time.sleep(delay)
             metrics = stub_metrics(cfg, step)

@@ -26,19 +26,55 @@ def trial_name(trial) -> str:
 
 
 class StudyMonitor(Callback):
-    def __init__(self, state: StudyState, tracker, context: TrialContext, objective: Objective,
-                 progress: StudyProgress, concurrency: int, total: int | None, time_budget_s: float | None = None):
-        self.state = state
-        self.tracker = tracker
+    """Tune pickles its callbacks with the experiment (and restores them on resume): this one keeps only
+    paths and settings, and opens the state file, the MLflow client and the output stream when used."""
+
+    def __init__(self, state_path: Path, tracking_uri: str, experiment: str, context: TrialContext, objective: Objective,
+                 concurrency: int, total: int | None, time_budget_s: float | None = None, stream=None):
+        self.state_path = Path(state_path)
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
         self.context = context
         self.objective = objective
-        self.progress = progress
         self.concurrency = max(1, concurrency)
         self.total = total
         self.time_budget_s = time_budget_s
+        self.stream = stream
         self.started = time.monotonic()
         self.durations: list[float] = []
         self.begun: dict[str, float] = {}
+        self._state: StudyState | None = None
+        self._tracker = None
+        self._progress: StudyProgress | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data.update(_state=None, _tracker=None, _progress=None, stream=None, begun={})
+        return data
+
+    def setup(self, **info: Any) -> None:
+        self.started = time.monotonic()
+        self._state = StudyState.load(self.state_path)  # the driver's latest view (resume may have reset trials)
+
+    @property
+    def state(self) -> StudyState:
+        if self._state is None:
+            self._state = StudyState.load(self.state_path)
+        return self._state
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from lwgan.tracking import StudyTracker
+
+            self._tracker = StudyTracker(self.tracking_uri, self.experiment)
+        return self._tracker
+
+    @property
+    def progress(self) -> StudyProgress:
+        if self._progress is None:
+            self._progress = StudyProgress(self.stream)
+        return self._progress
 
     # -- helpers -------------------------------------------------------------------
     def _record(self, trial) -> TrialRecord:

@@ -29,9 +29,13 @@ class StudyProgress:
     """Prints timestamped event lines; the counts, best and ETA come from the caller."""
 
     def __init__(self, stream: TextIO | None = None, enabled: bool = True):
-        self.stream = stream if stream is not None else sys.stdout
+        self._stream = stream  # None: whatever sys.stdout is when a line is written
         self.enabled = enabled
         self.start = time.monotonic()
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stdout
 
     def event(self, trial_id: str, what: str, status_line: str) -> None:
         if not self.enabled:

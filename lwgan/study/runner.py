@@ -30,7 +30,7 @@ class RunOptions:
     max_failures: int = 2  # retries of a crashed trial (from its checkpoint) before it counts as failed
     report_every: int = 10  # steps between reports to Tune (and MLflow batches)
     trainer: str = DEFAULT_TRAINER
-    crash: CrashSpec | None = None
+    crashes: tuple[CrashSpec, ...] = ()  # test hook: $LWGAN_STUDY_INJECT_CRASH
     stream: TextIO | None = None
     tracking_uri: str | None = None
     report_dir: Path | None = None
@@ -172,6 +172,7 @@ def run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
     interrupted = False
     if needs_tune:
         interrupted = _run_tune(resolved, options, state, tracker, trials_dir, progress)
+        state = StudyState.load(state.path)  # the monitor wrote it during the run
     finished = not interrupted and not state.unfinished()
     state.finished = finished
     state.save()
@@ -237,12 +238,13 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
             threads=max(1, int(cpu)),
             report_every=options.report_every,
             profile=resolved.profile,
-            crash=options.crash,
+            crashes=options.crashes,
             trainer=options.trainer,
         )
         trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": cpu, "gpu": gpu})
         total = len(resolved.trials) if spec.kind == "ablation" else (spec.budget.max_trials or 16)
-        monitor = StudyMonitor(state, tracker, context, spec.objective, progress, concurrency, total, spec.budget.time_budget_s)
+        monitor = StudyMonitor(state.path, tracker.uri, tracker.experiment, context, spec.objective, concurrency, total,
+                               spec.budget.time_budget_s, options.stream)
         run_config = tune.RunConfig(
             name=TUNE_NAME,
             storage_path=str((state.path.parent / "ray").resolve()),
@@ -260,7 +262,7 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
         else:
             tuner = _search_tuner(trainable, resolved, state, concurrency, run_config, options.resume)
             grid = tuner.fit()
-        return _interrupted(resolved, state, grid, tracker, monitor)
+        return _interrupted(resolved, StudyState.load(state.path), grid, tracker, monitor)
     finally:
         if started_ray:
             ray.shutdown()

@@ -2,8 +2,8 @@
 folder and reports to Tune (metric history, the objective, checkpoints, the final status).
 
 Test hook (explicit, documented in the README): the driver copies ``$LWGAN_STUDY_INJECT_CRASH`` =
-``TRIAL_ID:STEP[:TIMES]`` into every trial's context; the named trial then raises ``InjectedCrash`` at
-STEP, TIMES times in all (default 1), to exercise retries and failure accounting.
+``TRIAL_ID:STEP[:TIMES][,TRIAL_ID:STEP[:TIMES]...]`` into every trial's context; each named trial then
+raises ``InjectedCrash`` at STEP, TIMES times in all (default 1), to exercise retries and failure accounting.
 """
 
 from __future__ import annotations
@@ -31,18 +31,22 @@ class CrashSpec:
     times: int = 1
 
     @classmethod
-    def parse(cls, text: str | None) -> "CrashSpec | None":
+    def parse(cls, text: str | None) -> "tuple[CrashSpec, ...]":
+        """``"E1-s0:5:1,E2-s0:3"`` -> specs; () for an empty value."""
         from lwgan.errors import UserError
 
-        if not text:
-            return None
-        parts = text.split(":")
-        try:
-            if len(parts) not in (2, 3):
-                raise ValueError
-            return cls(parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else 1)
-        except ValueError:
-            raise UserError(f"${CRASH_ENV}={text!r}: expected TRIAL_ID:STEP[:TIMES], e.g. E1-s0:5:1") from None
+        specs = []
+        for item in (text or "").split(","):
+            if not item.strip():
+                continue
+            parts = item.strip().split(":")
+            try:
+                if len(parts) not in (2, 3):
+                    raise ValueError
+                specs.append(cls(parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else 1))
+            except ValueError:
+                raise UserError(f"${CRASH_ENV}={text!r}: expected TRIAL_ID:STEP[:TIMES][,...], e.g. E1-s0:5:1") from None
+        return tuple(specs)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class TrialContext:
     threads: int = 1
     report_every: int = 10
     profile: str | None = None
-    crash: CrashSpec | None = None
+    crashes: tuple[CrashSpec, ...] = ()
     trainer: str = DEFAULT_TRAINER  # "module:Class" with the Trainer contract (tests pass a stand-in)
 
     def worst_objective(self) -> float:
@@ -158,8 +162,8 @@ class TuneReporter:
         tune.report(result, checkpoint=checkpoint)
 
     def _maybe_crash(self, step: int) -> None:
-        crash = self.context.crash
-        if crash is None or crash.trial_id != self.trial_name or step < crash.step:
+        crash = next((c for c in self.context.crashes if c.trial_id == self.trial_name), None)
+        if crash is None or step < crash.step:
             return
         markers = self.out_dir / CRASH_MARKERS
         done = len(markers.read_text().split()) if markers.is_file() else 0
