@@ -227,6 +227,9 @@ def test_unknown_study_and_bad_inputs_are_user_errors(study, tmp_path):
     (tmp_path / "noname.yaml").write_text("seeds: 2\n")
     with pytest.raises(UserError, match="has no 'name:' key"):
         build_report(str(tmp_path / "noname.yaml"), tmp_path, tracking_uri=study["uri"])
+    with pytest.raises(UserError, match=r"no MLflow store at sqlite:///.*nowhere.db \(looking for study 'ablation'\)"):
+        build_report("ablation", tmp_path, tracking_uri=f"sqlite:///{tmp_path / 'nowhere.db'}")
+    assert not (tmp_path / "nowhere.db").exists()
     with pytest.raises(UserError, match="unknown report format 'html'.*md, pdf"):
         build_report("ablation", tmp_path, formats="md,html", tracking_uri=study["uri"])
     from mlflow.tracking import MlflowClient
@@ -252,3 +255,17 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
     assert resolve_tracking_uri("sqlite:////x/y.db") == "sqlite:////x/y.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////env/store.db")
     assert resolve_tracking_uri(None) == "sqlite:////env/store.db"  # lwgan.tracking (when present) reads the env first
+
+
+def test_report_package_never_imports_ray():
+    import sys
+
+    code = (
+        "import sys, lwgan.report.builder, lwgan.report.collect, lwgan.report.sections, lwgan.report.pdf, "
+        "lwgan.report.markdown, lwgan.report.commands\n"
+        "from lwgan.report.collect import resolve_tracking_uri\nresolve_tracking_uri()\n"
+        "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

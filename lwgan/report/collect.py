@@ -253,6 +253,9 @@ def _study_spec(client, parent_run_id: str) -> dict[str, Any]:
 def collect_study(study_ref: str, tracking_uri: str | None = None) -> StudyRuns:
     """Find the study and read its parent, trials and metric histories."""
     uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        # MLflow would silently create an empty store there; a report of nothing helps no one.
+        raise UserError(f"no MLflow store at {uri} (looking for study {study_ref!r}); set MLFLOW_TRACKING_URI or run a study first")
     client = make_client(uri)
     parent = find_parent_run(client, study_ref, uri)
     parent_id = parent.info.run_id

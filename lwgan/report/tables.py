@@ -227,11 +227,16 @@ def failure_notes(runs: pd.DataFrame, variants: Sequence[str] | None = None) -> 
     bad = bad.sort_values(["_order", "seed"], kind="stable")
     notes = []
     for r in bad[bad["status"] == "diverged"].itertuples():
-        what = f"{r.variant}, seed {fmt_value(r.seed)} (run {r.run_id[:8]}): diverged"
-        if not pd.isna(r.diverged_step) and f"step {int(r.diverged_step)}" not in str(r.error or ""):
-            what += f" at step {int(r.diverged_step)}"
-        if isinstance(r.error, str) and r.error:
-            what += f" \u2013 {r.error}"
+        what = f"{r.variant}, seed {fmt_value(r.seed)} (run {r.run_id[:8]}): "
+        error = r.error if isinstance(r.error, str) else ""
+        if error.startswith("diverged"):  # the trainer's message already says it (LossDivergedError)
+            what += error
+        else:
+            what += "diverged"
+            if not pd.isna(r.diverged_step):
+                what += f" at step {int(r.diverged_step)}"
+            if error:
+                what += f" \u2013 {error}"
         notes.append(what)
     rest = bad[bad["status"] != "diverged"]
     reasons = rest["error"].where(rest["error"].map(lambda e: isinstance(e, str) and bool(e)), None)
