@@ -192,6 +192,8 @@ def accounting_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
             + "). They are excluded from every statistic, table, curve and stability measure below:"
         ))
         blocks.append(Bullets(tables.failure_notes(data.runs, an.variants)))
+    elif data.runs.empty:
+        blocks.append(Paragraph("The study has no trial runs (yet): nothing below can be computed."))
     else:
         blocks.append(Paragraph(f"All {len(data.runs)} runs completed; none is excluded."))
     return blocks
