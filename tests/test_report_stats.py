@@ -145,3 +145,13 @@ def test_ema_matches_the_recurrence():
         expect.append(alpha * v + (1 - alpha) * expect[-1])
     assert stats.ema(x, 3) == pytest.approx(expect)
     assert stats.ema_span(1000) == 50 and stats.ema_span(10) == 3
+
+
+def test_identical_seeds_give_zero_spread_not_rounding_noise():
+    base = np.full(3, 0.1) * 1.0000000000000002 ** np.arange(3)  # differs in the last bit only
+    var = np.full(3, 0.0597)
+    mean, half = stats.mean_ci(base)
+    assert half == 0.0
+    assert math.isnan(stats.welch_p(var, base)) and math.isnan(stats.hedges_g(var, base))
+    diff, half = stats.welch_diff_ci(var, base)
+    assert half == 0.0 and diff == pytest.approx(-0.0403)

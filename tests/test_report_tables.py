@@ -138,7 +138,7 @@ def test_findings_say_when_nothing_is_significant_or_seeds_are_too_few():
     few = _finding_frames(-0.2, 2)
     text = " ".join(findings(few, ["baseline", "v"], "baseline", {"baseline": 2, "v": 2}, {}))
     assert "Too few seeds for significance tests" in text and "no p-values" in text
-    assert "untested, has 95% CIs of the difference that exclude 0" in text
+    assert "untested (too few seeds), has 95% CIs of the difference that exclude 0" in text
     none = findings(few, ["baseline", "v"], "baseline", {"baseline": 0, "v": 2}, {"diverged": 2})
     assert none[0].startswith("No baseline run completed")
 

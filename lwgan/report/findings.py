@@ -82,9 +82,11 @@ def findings(
         )
     if len(tested) and not sig_any:
         out.append(f"No variant changes any metric significantly at \u03b1 = {ALPHA} after Holm correction ({len(tested)} tests).")
-    ci_only = comp[(comp["variant"].isin(few)) & comp["ci_excludes_zero"]]
+    ci_only = comp[comp["p_holm"].isna() & comp["ci_excludes_zero"]]
     for variant, grp in ci_only.groupby("variant", sort=False):
-        out.append(f"**{variant}**, untested, has 95% CIs of the difference that exclude 0 in " + "; ".join(_effect(r) for r in grp.to_dict("records")) + ".")
+        why = "too few seeds" if variant in few else "no spread across seeds"
+        out.append(f"**{variant}**, untested ({why}), has 95% CIs of the difference that exclude 0 in "
+                   + "; ".join(_effect(r) for r in grp.to_dict("records")) + ".")
     if stability is not None and not stability.empty and "resid_rel_G" in stability:
         parts = []
         for r in stability.to_dict("records"):

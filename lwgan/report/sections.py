@@ -341,8 +341,11 @@ def sample_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: Callable[
         if path is None:
             missing.append(f"{variant}: run {run['run_id'][:8]} has no samples/final.png")
             continue
-        with PILImage.open(path) as img:
-            got.append((label, rel, np.asarray(img.convert("RGB"))))
+        try:
+            with PILImage.open(path) as img:
+                got.append((label, rel, np.asarray(img.convert("RGB"))))
+        except OSError as err:  # PIL's UnidentifiedImageError is an OSError
+            missing.append(f"{variant}: run {run['run_id'][:8]} has a samples/final.png that is not a readable image ({type(err).__name__})")
     if not got:
         return blocks + [Paragraph("No run has a samples/final.png artifact.")] + ([Bullets(missing)] if missing else [])
     blocks.append(Paragraph(

@@ -7,6 +7,7 @@ Every function is pure: DataFrames and arrays in, DataFrames and numbers out.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -64,6 +65,18 @@ def final_values(metrics: pd.DataFrame, frac: float = 0.2) -> pd.DataFrame:
 # Confidence intervals and tests
 # ----------------------------------------------------------------------------------
 
+_REL_TOL = 1e-9  # a spread below this fraction of the values' magnitude is rounding noise: treated as 0
+
+
+def _var(arr: np.ndarray) -> float:
+    """Sample variance, 0 when the values agree up to floating-point rounding (identical seeds)."""
+    if arr.size < 2:
+        return math.nan
+    var = float(arr.var(ddof=1))
+    scale = float(np.max(np.abs(arr)))
+    return 0.0 if var <= (_REL_TOL * scale) ** 2 else var
+
+
 
 def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Mean and the half-width of its t-based confidence interval (NaN half-width for < 2 values)."""
@@ -74,7 +87,7 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[fl
     mean = float(arr.mean())
     if arr.size < 2:
         return mean, math.nan
-    sem = float(arr.std(ddof=1)) / math.sqrt(arr.size)
+    sem = math.sqrt(_var(arr) / arr.size)
     return mean, float(sps.t.ppf(0.5 + confidence / 2, arr.size - 1)) * sem
 
 
@@ -85,7 +98,7 @@ def welch_diff_ci(variant: Sequence[float], baseline: Sequence[float], confidenc
     diff = float(a.mean() - b.mean()) if a.size and b.size else math.nan
     if a.size < 2 or b.size < 2:
         return diff, math.nan
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    va, vb = _var(a) / a.size, _var(b) / b.size
     se2 = va + vb
     if se2 == 0:
         return diff, 0.0
@@ -97,9 +110,11 @@ def welch_p(variant: Sequence[float], baseline: Sequence[float]) -> float:
     """Two-sided p-value of Welch's t-test (unequal variances); NaN when undefined."""
     a = np.asarray(variant, dtype=float)
     b = np.asarray(baseline, dtype=float)
-    if a.size < 2 or b.size < 2 or (a.var(ddof=1) == 0 and b.var(ddof=1) == 0):
-        return math.nan
-    return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    if a.size < 2 or b.size < 2 or (_var(a) == 0 and _var(b) == 0):
+        return math.nan  # no spread in either group: a t-test is undefined
+    with warnings.catch_warnings():  # near-identical seeds: scipy warns of precision loss; the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def hedges_g(variant: Sequence[float], baseline: Sequence[float]) -> float:
@@ -109,7 +124,7 @@ def hedges_g(variant: Sequence[float], baseline: Sequence[float]) -> float:
     n1, n2 = a.size, b.size
     if n1 < 2 or n2 < 2:
         return math.nan
-    pooled = math.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
+    pooled = math.sqrt(((n1 - 1) * _var(a) + (n2 - 1) * _var(b)) / (n1 + n2 - 2))
     if pooled == 0:
         return math.nan
     correction = 1.0 - 3.0 / (4.0 * (n1 + n2) - 9.0)
