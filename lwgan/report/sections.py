@@ -6,7 +6,6 @@ the output folder); ``report_blocks`` puts them together.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
