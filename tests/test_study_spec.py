@@ -115,7 +115,7 @@ def test_grid_expands_to_named_variants(tmp_path):
         ({"name": "x", "search": {"lr_G": {"type": "normal", "low": 1, "high": 2}}}, "search.lr_G.type", "log_uniform | uniform | int | categorical"),
         ({"name": "x", "search": {"image_size": {"type": "int", "low": 32, "high": 64}}}, "search.image_size", "not a searchable key"),
         ({"name": "x", "search": {"lr_G": {"type": "log_uniform", "low": 1e-3, "high": 1e-2}}}, "search.lr_G", "baseline value 0.0002 is outside"),
-        ({"name": "x", "search": {"gp_weight": {"type": "uniform", "low": 0.0, "high": 10, "when": {"use_gp": True}}}}, "search.gp_weight.when.use_gp", "defined above"),
+        ({"name": "x", "search": {"gp_weight": {"type": "uniform", "low": 0.0, "high": 10, "when": {"use_gp": True}}}}, "search.gp_weight.when.use_gp", "another categorical search parameter"),
         ({"name": "x", "search": {"use_gp": {"type": "categorical", "choices": [False, True]}}}, "search.use_gp", "no parameter's 'when' uses"),
         ({"name": "x", "search": {"lr_G": {"type": "log_uniform", "low": 1e-5, "high": 1e-3}}, "variants": {"a": {"lr_D": 1e-4}}}, "search", "not both"),
         ({"name": "x", "search": {"lr_G": {"type": "log_uniform", "low": 1e-5, "high": 1e-3}}, "seeds": 2}, "seeds", "one-element"),

@@ -51,6 +51,8 @@ def _quiet_environment() -> None:
     """Ray's own output off (STACK_NOTES): the user sees the study's progress view instead."""
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # A trial reports its objective once it has one (after its first eval); earlier reports carry history only.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
@@ -122,17 +124,28 @@ def open_state(resolved: ResolvedStudy, options: RunOptions) -> StudyState:
 
 
 class SearchNamer:
-    """``trial-000``, ``trial-001``, ... in creation order (the baseline is trial-000); continues after a resume."""
+    """``trial-000``, ``trial-001``, ... in creation order (the baseline is trial-000), kept in a file next
+    to the state: Tune copies its config (and this object with it), and a resumed search continues the count."""
 
-    def __init__(self, start: int):
-        self.next = start
-        self.names: dict[str, str] = {}
+    def __init__(self, path: Path, start: int):
+        self.path = Path(path)
+        self.start = start
+
+    def _names(self) -> dict[str, str]:
+        import json
+
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
 
     def __call__(self, trial) -> str:
-        if trial.trial_id not in self.names:
-            self.names[trial.trial_id] = f"trial-{self.next:03d}"
-            self.next += 1
-        return self.names[trial.trial_id]
+        import json
+
+        names = self._names()
+        if trial.trial_id not in names:
+            names[trial.trial_id] = f"trial-{self.start + len(names):03d}"
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(names))
+            os.replace(tmp, self.path)
+        return names[trial.trial_id]
 
     def dirname(self, trial) -> str:
         return self(trial)
@@ -312,17 +325,18 @@ def _search_tuner(trainable, resolved: ResolvedStudy, state: StudyState, concurr
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
     searcher = OptunaSearch(
         space=DefineByRun(spec.search),
+        metric="objective",
+        mode=spec.objective.mode,
         points_to_evaluate=[search_baseline_point(spec, resolved.baseline)],
         seed=resolved.seeds[0],
     )
-    scheduler = ASHAScheduler(time_attr="step", grace_period=spec.scheduler.grace_period,
+    # max_t out of reach: ASHA only stops trials at its rungs, never at the end (that is the trial's own).
+    scheduler = ASHAScheduler(metric="objective", mode=spec.objective.mode, time_attr="step", grace_period=spec.scheduler.grace_period,
                               reduction_factor=spec.scheduler.reduction_factor, max_t=10**9)
-    namer = SearchNamer(len(state.trials))
+    namer = SearchNamer(state.path.parent / "search_names.json", 0)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            metric="objective",
-            mode=spec.objective.mode,
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=spec.budget.max_trials or 16,

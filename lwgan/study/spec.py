@@ -445,12 +445,6 @@ def _search(source: str, value: Any) -> list[Distribution]:
         if "baseline" in body and not is_switch:
             raise StudyError(source, f"{key}.baseline", "only switches take a baseline; config keys use the baseline config", "remove it")
         when = _mapping(source, f"{key}.when", body.get("when") or {})
-        for dep, dep_value in when.items():
-            prev = next((d for d in dists if d.name == dep), None)
-            if prev is None or prev.kind != "categorical":
-                raise StudyError(source, f"{key}.when.{dep}", "must name a categorical parameter defined above", ", ".join(d.name for d in dists if d.kind == "categorical") or "none defined")
-            if dep_value not in prev.choices:
-                raise StudyError(source, f"{key}.when.{dep}", f"{dep_value!r} is not one of its choices", str(list(prev.choices)))
         if kind == "categorical":
             choices = body.get("choices")
             if not isinstance(choices, list) or not choices:
@@ -488,11 +482,35 @@ def _search(source: str, value: Any) -> list[Distribution]:
             except ConfigError as err:
                 raise StudyError(source, key, f"bound {bound!r}: {err.message}", err.allowed) from None
         dists.append(Distribution(name, kind, low=low, high=high, step=step, when=dict(when)))
+    dists = _order_by_conditions(source, dists)
     used = {dep for d in dists for dep in d.when}
     for d in dists:
         if d.is_switch and d.name not in used:
             raise StudyError(source, f"search.{d.name}", "a switch that no parameter's 'when' uses", "use it in a 'when' or remove it")
     return dists
+
+
+def _order_by_conditions(source: str, dists: list[Distribution]) -> list[Distribution]:
+    """Check every ``when`` names a categorical parameter and one of its choices; order parameters so
+    that each comes after those it depends on (file order otherwise)."""
+    by_name = {d.name: d for d in dists}
+    categorical = ", ".join(d.name for d in dists if d.kind == "categorical") or "none defined"
+    for d in dists:
+        for dep, dep_value in d.when.items():
+            prev = by_name.get(dep)
+            if prev is None or prev.kind != "categorical" or dep == d.name:
+                raise StudyError(source, f"search.{d.name}.when.{dep}", "must name another categorical search parameter", categorical)
+            if dep_value not in prev.choices:
+                raise StudyError(source, f"search.{d.name}.when.{dep}", f"{dep_value!r} is not one of its choices", str(list(prev.choices)))
+    ordered: list[Distribution] = []
+    pending = list(dists)
+    while pending:
+        ready = [d for d in pending if all(dep in {o.name for o in ordered} for dep in d.when)]
+        if not ready:
+            raise StudyError(source, f"search.{pending[0].name}.when", "conditions form a cycle", "conditions on parameters that do not depend back")
+        ordered += ready
+        pending = [d for d in pending if d not in ready]
+    return ordered
 
 
 def _seeds(source: str, key: str, value: Any) -> tuple[int, ...]:
