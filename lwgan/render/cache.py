@@ -1,0 +1,103 @@
+"""Correspondence cache: a frame's geometry is rasterised once per (frame key, size), kept in memory and optionally on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from lwgan.render.geometry import FrameGeometry
+
+DEFAULT_MAX_BYTES = 2 << 30  # in-memory budget; least recently used frames leave first
+
+
+class CorrespondenceCache:
+    """Maps ``(key "<video>/<frame>", size)`` to a one-frame :class:`FrameGeometry` (on the CPU).
+
+    An entry remembers the 85 SMPL values it was made from: a lookup with other values is a miss (and
+    the entry is replaced), so a stale disk folder can never feed wrong geometry.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.folder = Path(folder).expanduser() if folder is not None else None
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = int(max_bytes)
+        self._memory: OrderedDict[str, tuple[torch.Tensor, FrameGeometry]] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def entry_key(key: str, size: int) -> str:
+        return f"{key}@{int(size)}"
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def _path(self, entry: str) -> Path:
+        digest = hashlib.sha1(entry.encode()).hexdigest()[:20]
+        return self.folder / f"{digest}.pt"
+
+    def get(self, key: str, size: int, smpl: torch.Tensor) -> FrameGeometry | None:
+        entry = self.entry_key(key, size)
+        smpl = smpl.detach().float().cpu()
+        found = self._memory.get(entry)
+        if found is None and self.folder is not None:
+            found = self._load(entry)
+            if found is not None:
+                self._remember(entry, *found)
+        if found is not None and torch.equal(found[0], smpl):
+            self._memory.move_to_end(entry)
+            self.hits += 1
+            return found[1]
+        self.misses += 1
+        return None
+
+    def put(self, key: str, size: int, smpl: torch.Tensor, frame: FrameGeometry) -> None:
+        entry = self.entry_key(key, size)
+        smpl = smpl.detach().float().cpu().clone()
+        frame = frame.to("cpu")
+        self._remember(entry, smpl, frame)
+        if self.folder is not None:
+            self._save(entry, smpl, frame)
+
+    def _remember(self, entry: str, smpl: torch.Tensor, frame: FrameGeometry) -> None:
+        if entry in self._memory:
+            self._bytes -= _nbytes(self._memory.pop(entry)[1])
+        self._memory[entry] = (smpl, frame)
+        self._bytes += _nbytes(frame)
+        while self._bytes > self.max_bytes and len(self._memory) > 1:
+            _, (_, old) = self._memory.popitem(last=False)
+            self._bytes -= _nbytes(old)
+
+    def _load(self, entry: str) -> tuple[torch.Tensor, FrameGeometry] | None:
+        path = self._path(entry)
+        if not path.is_file():
+            return None
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            if data.get("entry") != entry:
+                return None
+            return data["smpl"], FrameGeometry(*data["frame"])
+        except Exception:  # a partial or foreign file is a miss; it is rewritten on the next put
+            return None
+
+    def _save(self, entry: str, smpl: torch.Tensor, frame: FrameGeometry) -> None:
+        path = self._path(entry)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save({"entry": entry, "smpl": smpl, "frame": list(frame.tensors())}, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _nbytes(frame: FrameGeometry) -> int:
+    return sum(t.numel() * t.element_size() for t in frame.tensors())

@@ -1,0 +1,159 @@
+"""Per-frame correspondences (rasterised face index + barycentrics) and per-pair geometry for LWGAN.
+
+``GeometryBuilder.frames`` poses and rasterises the body for a batch of frames (through a
+``CorrespondenceCache`` when given); ``GeometryBuilder.pair`` turns a source and a target frame into the
+transformation flow T, the uv_seg condition maps and the reference's masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lwgan.body import head_box, ndc_to_pixels, project
+from lwgan.render.masks import background_kernel, erode
+from lwgan.render.rasterize import rasterize
+
+OFF_BODY_FLOW = -2.0  # T on pixels that show no body: outside grid_sample's range (reference)
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Correspondences of a batch of frames; one frame is a batch of one."""
+
+    face_index: torch.Tensor  # (B, H, W) long, -1 off the body
+    bary: torch.Tensor  # (B, H, W, 3)
+    verts_ndc: torch.Tensor  # (B, V, 2)
+    joints_ndc: torch.Tensor  # (B, 24, 2)
+
+    @property
+    def size(self) -> int:
+        return int(self.face_index.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.face_index.shape[0])
+
+    def select(self, index: int) -> "FrameGeometry":
+        return FrameGeometry(*(t[index : index + 1] for t in self.tensors()))
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def to(self, device: torch.device | str) -> "FrameGeometry":
+        return FrameGeometry(*(t.to(device) for t in self.tensors()))
+
+    @staticmethod
+    def stack(frames: list["FrameGeometry"]) -> "FrameGeometry":
+        return FrameGeometry(*(torch.cat(parts) for parts in zip(*(f.tensors() for f in frames))))
+
+
+@dataclass(frozen=True)
+class PairGeometry:
+    flow: torch.Tensor  # (B, H, W, 2) source NDC per target pixel, -2 off the body
+    src_cond: torch.Tensor  # (B, 3, H, W) uv_seg (u, 1 - v, bg)
+    tgt_cond: torch.Tensor  # (B, 3, H, W)
+    src_crop_mask: torch.Tensor  # (B, 1, H, W) bg channel eroded 3x3 (1 = background)
+    tgt_crop_mask: torch.Tensor  # (B, 1, H, W)
+    bg_mask: torch.Tensor  # (B, 1, H, W) source bg channel eroded with the scaled 15x15 kernel
+    head_box: torch.Tensor  # (B, 4) long [x0, y0, x1, y1], target head, end exclusive
+
+
+def _gather_faces(values: torch.Tensor, faces: torch.Tensor, frame: FrameGeometry) -> torch.Tensor:
+    """Barycentric interpolation of per-vertex ``values`` (B or 1, V, C) at every pixel -> (B, H, W, C)."""
+    b, h, w = frame.face_index.shape
+    tri = faces[frame.face_index.clamp(min=0)]  # (B, H, W, 3) vertex ids
+    values = values.expand(b, -1, -1)
+    picked = torch.gather(values, 1, tri.reshape(b, -1, 1).expand(-1, -1, values.shape[-1]))
+    picked = picked.reshape(b, h, w, 3, values.shape[-1])
+    return (frame.bary[..., None] * picked).sum(3)
+
+
+def cond_map(frame: FrameGeometry, faces: torch.Tensor, vertex_uv: torch.Tensor) -> torch.Tensor:
+    """uv_seg condition (B, 3, H, W): ``(u, 1 - v, 0)`` on the body, ``(0, 0, 1)`` off it (reference)."""
+    on = (frame.face_index >= 0).unsqueeze(-1).to(frame.bary.dtype)
+    uv = _gather_faces(vertex_uv[None].to(frame.bary.dtype), faces, frame)
+    cond = torch.cat([uv[..., :1] * on, (1.0 - uv[..., 1:2]) * on, 1.0 - on], dim=-1)
+    return cond.permute(0, 3, 1, 2).contiguous()
+
+
+def transformation_flow(src: FrameGeometry, tgt: FrameGeometry, faces: torch.Tensor) -> torch.Tensor:
+    """T (B, H, W, 2): the source NDC of the surface point each target pixel shows; -2 off the target body."""
+    flow = _gather_faces(src.verts_ndc, faces, tgt)
+    return torch.where((tgt.face_index >= 0).unsqueeze(-1), flow, torch.full_like(flow, OFF_BODY_FLOW))
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``image`` (B, C, H, W) at ``flow`` (B, H, W, 2) NDC: bilinear, align_corners=True, zeros outside."""
+    return F.grid_sample(image, flow.to(image.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def generator_inputs(src_img: torch.Tensor, geom: PairGeometry) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three streams' inputs: ``(bg_in (B,4,H,W), src_in (B,6,H,W), tsf_in (B,6,H,W))`` as the reference."""
+    bg_mask = geom.bg_mask.to(src_img.dtype)
+    bg_in = torch.cat([src_img * bg_mask, bg_mask], dim=1)
+    src_in = torch.cat([src_img * (1.0 - geom.src_crop_mask.to(src_img.dtype)), geom.src_cond.to(src_img.dtype)], dim=1)
+    tsf_in = torch.cat([warp(src_img, geom.flow), geom.tgt_cond.to(src_img.dtype)], dim=1)
+    return bg_in, src_in, tsf_in
+
+
+class GeometryBuilder:
+    """Builds frame and pair geometry for one body model and image size, on the body model's device."""
+
+    def __init__(self, body_model, image_size: int, cache=None):
+        self.body = body_model
+        self.size = int(image_size)
+        self.cache = cache
+
+    @property
+    def device(self) -> torch.device:
+        return self.body.faces.device
+
+    @torch.no_grad()
+    def render(self, smpl: torch.Tensor) -> FrameGeometry:
+        """Pose, project and rasterise (B, 85) SMPL parameters ``cam | pose | shape`` (no cache)."""
+        smpl = torch.as_tensor(smpl, device=self.device).float()
+        if smpl.ndim != 2 or smpl.shape[1] != 85:
+            raise ValueError(f"smpl must be (B, 85) = cam(3) | pose(72) | shape(10); got {tuple(smpl.shape)}")
+        cam, pose, shape = smpl[:, :3], smpl[:, 3:75], smpl[:, 75:]
+        out = self.body(pose, shape)
+        verts = project(out.vertices, cam)
+        joints = project(out.joints, cam)
+        verts_px = torch.cat([ndc_to_pixels(verts[..., :2], self.size), verts[..., 2:]], dim=-1)
+        raster = rasterize(verts_px, self.body.faces, self.size)
+        return FrameGeometry(raster.face_index, raster.bary, verts[..., :2].contiguous(), joints[..., :2].contiguous())
+
+    @torch.no_grad()
+    def frames(self, smpl: torch.Tensor, keys: list[str] | None = None) -> FrameGeometry:
+        """Batched frame geometry of (B, 85) SMPL parameters; with a cache and ``keys``, each frame is made once."""
+        smpl = torch.as_tensor(smpl).float()
+        if self.cache is None or keys is None:
+            return self.render(smpl)
+        if len(keys) != len(smpl):
+            raise ValueError(f"{len(keys)} keys for {len(smpl)} frames")
+        found = [self.cache.get(key, self.size, smpl[i]) for i, key in enumerate(keys)]
+        missing = [i for i, frame in enumerate(found) if frame is None]
+        if missing:
+            made = self.render(smpl[missing])
+            for j, i in enumerate(missing):
+                found[i] = made.select(j)
+                self.cache.put(keys[i], self.size, smpl[i], found[i])
+        return FrameGeometry.stack([f.to(self.device) for f in found])
+
+    @torch.no_grad()
+    def pair(self, src: FrameGeometry, tgt: FrameGeometry) -> PairGeometry:
+        faces = self.body.faces.to(src.face_index.device)
+        src_cond = cond_map(src, faces, self.body.vertex_uv.to(src.face_index.device))
+        tgt_cond = cond_map(tgt, faces, self.body.vertex_uv.to(src.face_index.device))
+        src_bg, tgt_bg = src_cond[:, 2:3], tgt_cond[:, 2:3]
+        return PairGeometry(
+            flow=transformation_flow(src, tgt, faces),
+            src_cond=src_cond,
+            tgt_cond=tgt_cond,
+            src_crop_mask=erode(src_bg, 3),
+            tgt_crop_mask=erode(tgt_bg, 3),
+            bg_mask=erode(src_bg, background_kernel(self.size)),
+            head_box=head_box(tgt.joints_ndc, tgt.verts_ndc, self.size),
+        )

@@ -1,0 +1,21 @@
+"""Binary morphology on (B, 1, H, W) masks, as the reference's ``morph``: erosion treats outside the image as 1."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+REFERENCE_BG_KERNEL = 15  # the background mask's erosion kernel at 256 px
+REFERENCE_SIZE = 256
+
+
+def erode(mask: torch.Tensor, kernel: int) -> torch.Tensor:
+    """1 where the whole ``kernel`` x ``kernel`` window is 1; the border is padded with 1 (as the reference)."""
+    pad = kernel // 2
+    padded = F.pad(mask, [pad, pad, pad, pad], value=1.0)
+    return -F.max_pool2d(-padded, kernel, stride=1)
+
+
+def background_kernel(size: int) -> int:
+    """The reference's 15 x 15 background erosion at 256 px, scaled to ``size``: odd and at least 3."""
+    return max(3, 2 * round((REFERENCE_BG_KERNEL * size / REFERENCE_SIZE - 1) / 2) + 1)
