@@ -159,6 +159,7 @@ def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer:
         max_concurrent=getattr(args, "max_concurrent", None),
         report=not getattr(args, "no_report", False),
         trainer=trainer or DEFAULT_TRAINER,
+        prepare_data=trainer is None,  # a stand-in trainer (tests) reads no data
         crashes=CrashSpec.parse(os.environ.get(CRASH_ENV)),
         stream=stream,
     )

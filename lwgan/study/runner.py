@@ -34,6 +34,7 @@ class RunOptions:
     stream: TextIO | None = None
     tracking_uri: str | None = None
     report_dir: Path | None = None
+    prepare_data: bool = True  # make the synthetic dataset in the driver before trials start (no racing trials)
 
 
 @dataclass
@@ -182,6 +183,8 @@ def run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
                       + (f"; {len(moved)} interrupted trials continue from their checkpoints" if moved else ""))
 
     needs_tune = spec.kind == "search" or bool(state.unfinished())
+    if needs_tune and options.prepare_data:
+        prepare_synthetic_data(resolved, progress)
     interrupted = False
     if needs_tune:
         interrupted = _run_tune(resolved, options, state, tracker, trials_dir, progress)
@@ -197,6 +200,22 @@ def run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
     if finished and options.report:
         _build_report(outcome, spec.name, tracker, options, progress)
     return outcome
+
+
+def prepare_synthetic_data(resolved: ResolvedStudy, progress) -> None:
+    """Generate (or find in the cache) each synthetic dataset the trials use, once, here in the driver:
+    trials starting together would otherwise all generate it. Real datasets are left alone."""
+    from lwgan.config import TrainConfig
+    from lwgan.data import ensure_synthetic_dataset
+
+    configs = [t.config for t in resolved.trials] or [resolved.baseline]
+    data_cfgs = {TrainConfig.from_flat(c).data for c in configs if not c.get("data_root")}
+    for data_cfg in data_cfgs:
+        started = time.monotonic()
+        path = ensure_synthetic_dataset(data_cfg)
+        took = time.monotonic() - started
+        if took > 1:
+            progress.line(f"synthetic dataset ready in {took:.0f} s: {path}")
 
 
 def _stack_versions() -> dict[str, str]:
