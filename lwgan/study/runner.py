@@ -414,7 +414,7 @@ def _build_report(outcome: StudyOutcome, study: str, tracker, options: RunOption
         progress.line(outcome.report_error)
         return
     try:
-        paths = build_report(outcome.parent_run_id, out_dir, ("md", "pdf"))
+        paths = build_report(outcome.parent_run_id, out_dir, ("md", "pdf"), tracking_uri=tracker.uri)
         outcome.report_paths = [Path(p) for p in paths]
         tracker.log_folder(outcome.parent_run_id, Path(out_dir), "report")
     except Exception as err:  # noqa: BLE001 - the study is done and tracked; say what failed and how to retry
