@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -17,5 +19,6 @@ def erode(mask: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 def background_kernel(size: int) -> int:
-    """The reference's 15 x 15 background erosion at 256 px, scaled to ``size``: odd and at least 3."""
-    return max(3, 2 * round((REFERENCE_BG_KERNEL * size / REFERENCE_SIZE - 1) / 2) + 1)
+    """The reference's 15 x 15 background erosion at 256 px, scaled to ``size``: the nearest odd width (ties up), >= 3."""
+    scaled = REFERENCE_BG_KERNEL * size / REFERENCE_SIZE
+    return max(3, 2 * math.floor((scaled - 1) / 2 + 0.5) + 1)
