@@ -48,3 +48,11 @@ def contact_sheet(root: str | Path, subject: str, out: str | Path, columns: int 
     if not cv2.imwrite(str(out), sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise DataError(f"{out}: cannot write contact sheet")
     return out
+
+
+if __name__ == "__main__":  # python -m lwgan.data.contact_sheet <dataset> <subject> <out.png>
+    import sys
+
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m lwgan.data.contact_sheet DATASET SUBJECT OUT.png")
+    print(contact_sheet(sys.argv[1], sys.argv[2], sys.argv[3]))
