@@ -63,12 +63,14 @@ class PairGeometry:
 
 def _gather_faces(values: torch.Tensor, faces: torch.Tensor, frame: FrameGeometry) -> torch.Tensor:
     """Barycentric interpolation of per-vertex ``values`` (B or 1, V, C) at every pixel -> (B, H, W, C)."""
-    b, h, w = frame.face_index.shape
+    b = frame.face_index.shape[0]
     tri = faces[frame.face_index.clamp(min=0)]  # (B, H, W, 3) vertex ids
-    values = values.expand(b, -1, -1)
-    picked = torch.gather(values, 1, tri.reshape(b, -1, 1).expand(-1, -1, values.shape[-1]))
-    picked = picked.reshape(b, h, w, 3, values.shape[-1])
-    return (frame.bary[..., None] * picked).sum(3)
+    if values.shape[0] == 1:
+        picked = values[0][tri]  # (B, H, W, 3, C)
+    else:
+        offset = torch.arange(b, device=tri.device).view(b, 1, 1, 1) * values.shape[1]
+        picked = values.reshape(-1, values.shape[-1])[tri + offset]
+    return torch.einsum("bhwk,bhwkc->bhwc", frame.bary.to(values.dtype), picked)
 
 
 def cond_map(frame: FrameGeometry, faces: torch.Tensor, vertex_uv: torch.Tensor) -> torch.Tensor:

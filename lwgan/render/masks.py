@@ -15,7 +15,9 @@ def erode(mask: torch.Tensor, kernel: int) -> torch.Tensor:
     """1 where the whole ``kernel`` x ``kernel`` window is 1; the border is padded with 1 (as the reference)."""
     pad = kernel // 2
     padded = F.pad(mask, [pad, pad, pad, pad], value=1.0)
-    return -F.max_pool2d(-padded, kernel, stride=1)
+    # A square window's minimum is the minimum over its rows' minima: two 1-D passes, same result.
+    rows = F.max_pool2d(-padded, (1, kernel), stride=1)
+    return -F.max_pool2d(rows, (kernel, 1), stride=1)
 
 
 def background_kernel(size: int) -> int:
