@@ -122,7 +122,7 @@ class Trainer:
         self.epoch_len = iters_per_epoch(cfg.data.iters_per_epoch, len(self.train_set), cfg.data.batch_size)
         self.total_steps = total_steps(cfg.run.max_steps, cfg.total_epochs, self.epoch_len)
 
-        self.body = load_body_model(cfg.data.body_model)
+        self.body = load_body_model(cfg.data.body_model).to(self.device)  # geometry runs where the body is
         self.geometry = GeometryBuilder(self.body, size, cache=CorrespondenceCache())
 
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -171,7 +171,16 @@ class Trainer:
 
     @torch.no_grad()
     def _pair_geometry(self, batch: dict[str, Any]):
-        """Correspondences, flow, cond maps and masks of a batch of pairs; no gradients (as the reference)."""
+        """Correspondences, flow, cond maps and masks of a batch of pairs; no gradients (as the reference).
+
+        Frames are rendered one at a time into the cache first: a batched render differs from a
+        single-frame one in the last bits (up to ~1e-3 in the cond map), so rendering in batch order
+        would make the geometry depend on which frames happened to share a batch, and a resumed
+        run (empty cache) would drift from an uninterrupted one.
+        """
+        for smpl_key, key_key in (("src_smpl", "src_key"), ("tgt_smpl", "tgt_key")):
+            for i, key in enumerate(batch[key_key]):
+                self.geometry.frames(batch[smpl_key][i : i + 1], [key])
         src = self.geometry.frames(batch["src_smpl"], list(batch["src_key"]))
         tgt = self.geometry.frames(batch["tgt_smpl"], list(batch["tgt_key"]))
         return _to_device(self.geometry.pair(src, tgt), self.device, self.channels_last)
