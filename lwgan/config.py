@@ -83,6 +83,10 @@ class OptimConfig:
     beta2: float = 0.999
     epochs_no_decay: int = 5
     epochs_decay: int = 25
+    # Epochs trained in all; None = epochs_no_decay + epochs_decay (the reference). Longer
+    # runs hold lr_final after the decay, so variants with a shorter decay (the seed paper's
+    # E2-E4: "linear decay over 15 epochs") can train as long as the baseline.
+    train_epochs: int | None = None
     # Reference ``train_G_every_n_iterations``: it gates the D update (D steps on
     # iterations where ``step % n == 0``); G steps every iteration.
     d_every: int = 1
@@ -185,7 +189,8 @@ class TrainConfig:
     # -- derived ---------------------------------------------------------------
     @property
     def total_epochs(self) -> int:
-        return self.optim.epochs_no_decay + self.optim.epochs_decay
+        o = self.optim
+        return o.train_epochs if o.train_epochs is not None else o.epochs_no_decay + o.epochs_decay
 
 
 SECTIONS = ("model", "losses", "optim", "stabilizers", "data", "backbones", "run")
@@ -280,6 +285,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(o.epochs_no_decay >= 0, "epochs_no_decay", o.epochs_no_decay, ">= 0")
     _check(o.epochs_decay >= 0, "epochs_decay", o.epochs_decay, ">= 0")
     _check(o.epochs_no_decay + o.epochs_decay >= 1, "epochs_decay", o.epochs_decay, "epochs_no_decay + epochs_decay >= 1")
+    _check(o.train_epochs is None or o.train_epochs >= 1, "train_epochs", o.train_epochs, ">= 1 or null")
     _check(o.d_every >= 1, "d_every", o.d_every, ">= 1")
     _check(s.gp_weight >= 0, "gp_weight", s.gp_weight, ">= 0 (0 = off)")
     _check(0.5 <= s.label_smoothing <= 1.0, "label_smoothing", s.label_smoothing, "0.5..1.0 (real target; 1.0 = off)")

@@ -77,3 +77,12 @@ def test_paper_profile_lists_missing_real_assets():
     assert missing_real_assets("paper", cfg) == []
     with pytest.raises(ConfigError, match="profile"):
         resolve_config("huge")
+
+
+def test_train_epochs_defaults_to_the_schedule_and_can_outlast_it():
+    assert TrainConfig().total_epochs == 30
+    short_decay = TrainConfig.from_flat({"epochs_decay": 15})
+    assert short_decay.total_epochs == 20
+    assert short_decay.override({"train_epochs": 30}).total_epochs == 30
+    with pytest.raises(ConfigError, match="train_epochs"):
+        TrainConfig.from_flat({"train_epochs": 0})

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from lwgan.config import TrainConfig
 from lwgan.errors import UserError
 from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, load_study, resolve_study
 
@@ -30,7 +31,7 @@ def _fmt(value: Any) -> str:
 
 def steps_text(flat: dict[str, Any]) -> str:
     """The trial length as the Trainer will compute it (or why it depends on the dataset)."""
-    epochs = flat["epochs_no_decay"] + flat["epochs_decay"]
+    epochs = TrainConfig.from_flat(flat).total_epochs
     if flat.get("max_steps"):
         return str(flat["max_steps"])
     if flat.get("iters_per_epoch"):
