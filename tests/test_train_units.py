@@ -185,7 +185,7 @@ def test_lpips_distance_is_zero_for_equal_features_and_weighted():
 # --- sample grids and progress --------------------------------------------------------
 def test_grid_layout_and_pixels(tmp_path):
     cols = [torch.full((2, 3, 16, 20), v) for v in (-1.0, -0.5, 0.0, 0.5, 1.0)]
-    path = save_grid(tmp_path / "s" / "g.png", cols)
+    path = save_grid(tmp_path / "s" / "g.png", cols, min_tile=20)
     im = np.asarray(Image.open(path))
     assert im.shape == (14 + 2 * 16 + 2, 5 * 20 + 4 * 2, 3)
     assert (im[14:30, 0:20] == 0).all() and (im[14:30, 88:108] == 255).all()
@@ -195,6 +195,9 @@ def test_grid_layout_and_pixels(tmp_path):
     assert np.asarray(Image.open(stacked)).shape[0] == 2 * im.shape[0] + 6
     with pytest.raises(ValueError):
         grid_image(cols[:2])
+    big = np.asarray(grid_image(cols, min_tile=50))  # 20 px tiles enlarged 3x, nearest neighbour
+    assert big.shape == (14 + 2 * 48 + 2, 5 * 60 + 4 * 2, 3)
+    assert (big[14:62, 0:60] == 0).all() and (big[14:62, 248:308] == 255).all()
 
 
 def test_progress_line_and_non_tty_cadence():

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 COLUMNS = ("source", "reference", "warped", "output", "target")
 HEADER_HEIGHT = 14
 GAP = 2
+MIN_TILE = 96  # grids enlarge smaller images to this width
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -20,11 +21,21 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return arr.permute(0, 2, 3, 1).numpy()
 
 
-def grid_image(columns: Sequence[torch.Tensor], labels: Sequence[str] = COLUMNS, title: str | None = None) -> Image.Image:
-    """Compose a labelled grid: ``columns[j]`` is a (B, 3, H, W) batch in [-1, 1] shown in column j."""
+def upscale_factor(width: int, min_tile: int = MIN_TILE) -> int:
+    """Integer nearest-neighbour factor that makes a tile at least ``min_tile`` px wide (labels fit)."""
+    return max(1, -(-min_tile // width))
+
+
+def grid_image(columns: Sequence[torch.Tensor], labels: Sequence[str] = COLUMNS, title: str | None = None,
+               min_tile: int = MIN_TILE) -> Image.Image:
+    """Compose a labelled grid: ``columns[j]`` is a (B, 3, H, W) batch in [-1, 1] shown in column j.
+
+    Small images are enlarged by an integer factor (nearest neighbour, pixels stay visible).
+    """
     if len(columns) != len(labels):
         raise ValueError(f"{len(columns)} image columns but {len(labels)} labels")
-    tiles = [to_uint8(c) for c in columns]
+    factor = upscale_factor(columns[0].shape[-1], min_tile)
+    tiles = [to_uint8(c).repeat(factor, axis=1).repeat(factor, axis=2) for c in columns]
     rows, h, w = tiles[0].shape[0], tiles[0].shape[1], tiles[0].shape[2]
     header = HEADER_HEIGHT * (2 if title else 1)
     width = len(columns) * w + (len(columns) - 1) * GAP
@@ -43,10 +54,11 @@ def grid_image(columns: Sequence[torch.Tensor], labels: Sequence[str] = COLUMNS,
     return canvas
 
 
-def save_grid(path: Path, columns: Sequence[torch.Tensor], labels: Sequence[str] = COLUMNS, title: str | None = None) -> Path:
+def save_grid(path: Path, columns: Sequence[torch.Tensor], labels: Sequence[str] = COLUMNS, title: str | None = None,
+              min_tile: int = MIN_TILE) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(columns, labels, title).save(path)
+    grid_image(columns, labels, title, min_tile).save(path)
     return path
 
 
