@@ -171,6 +171,9 @@ def test_small_profile_learns(tmp_path):
     rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "eval/ssim" in r]
     first, last = rows[0], rows[-1]
     assert first["step"] == 0 and last["step"] == 300
-    assert last["eval/ssim_rec"] > first["eval/ssim_rec"] + 0.1
-    assert last["eval/ssim"] > first["eval/ssim"] + 0.05
+    # Measured (seed 0, 2 cores): ssim_rec 0.001 -> 0.140, ssim 0.000 -> 0.062, psnr_rec 12.4 -> 14.3 dB.
+    assert last["eval/ssim_rec"] > first["eval/ssim_rec"] + 0.08
+    assert last["eval/ssim"] > first["eval/ssim"] + 0.03
+    assert last["eval/psnr_rec"] > first["eval/psnr_rec"] + 1.0
     assert last["eval/psnr"] > first["eval/psnr"]
+    assert (tmp_path / "samples" / "final.png").is_file()
