@@ -52,7 +52,8 @@ def grad_norm(module: torch.nn.Module) -> float:
 
 
 def _to_device(obj: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """Move a tensor, or the tensor fields of a dataclass, to ``device`` (4-D float tensors channels_last on request)."""
+    """Move a tensor, or the tensor fields of a dataclass, to ``device``; on request NCHW float
+    tensors become channels_last (the flow (B,H,W,2) is a sampling grid, not an image: left as is)."""
     if torch.is_tensor(obj):
         obj = obj.to(device, non_blocking=True)
         if channels_last and obj.dim() == 4 and obj.is_floating_point():
@@ -60,7 +61,8 @@ def _to_device(obj: Any, device: torch.device, channels_last: bool = False) -> A
         return obj
     if dataclasses.is_dataclass(obj):
         return dataclasses.replace(
-            obj, **{f.name: _to_device(getattr(obj, f.name), device, channels_last) for f in dataclasses.fields(obj)}
+            obj,
+            **{f.name: _to_device(getattr(obj, f.name), device, channels_last and f.name != "flow") for f in dataclasses.fields(obj)},
         )
     return obj
 
@@ -261,7 +263,7 @@ class Trainer:
             metrics["eval/lpips"] = float(self.lpips(tsf, tgt_img.float()).mean())
         return metrics
 
-    def write_samples(self, path: Path, outputs=None, title: str | None = None) -> Path:
+    def write_samples(self, path: Path, step: int, outputs=None, title: str | None = None) -> Path:
         """Grid of the fixed val pairs: source | reference (target body, uv_seg) | warped | output | target."""
         from lwgan.render import warp
 
@@ -270,7 +272,7 @@ class Trainer:
         reference = geom.tgt_cond.float() * 2 - 1  # the target's body condition map in [-1, 1]
         warped = warp(src_img.float(), geom.flow.float())
         path = save_grid(path, [src_img, reference, warped, out.tsf_image, tgt_img], COLUMNS, title)
-        self.callbacks.on_sample(int(path.stem.split("_")[-1]) if path.stem.startswith("step_") else -1, path)
+        self.callbacks.on_sample(step, path)
         return path
 
     # ------------------------------------------------------------------ checkpoints
@@ -338,7 +340,7 @@ class Trainer:
             log.write(0, first)
             self.callbacks.on_metrics(0, first)
             last.update(first)
-            self.write_samples(sample_path(self.out_dir, 0), outputs, title="step 0")
+            self.write_samples(sample_path(self.out_dir, 0), 0, outputs, title="step 0")
 
         step, result = start, None
         durations: deque[float] = deque(maxlen=20)
@@ -372,7 +374,7 @@ class Trainer:
                     log.write(step, metrics)
                     self.callbacks.on_metrics(step, metrics)
                 if step % run.sample_every == 0:
-                    self.write_samples(sample_path(self.out_dir, step), outputs, title=f"step {step}")
+                    self.write_samples(sample_path(self.out_dir, step), step, outputs, title=f"step {step}")
                 if step % run.checkpoint_every == 0 or is_last:
                     self.save(step)
                 progress.update(step, epoch, last, metrics["perf/it_per_s"])
@@ -387,7 +389,7 @@ class Trainer:
             progress.close()
             log.close()
         if result is None:
-            self.write_samples(self.out_dir / "samples" / "final.png", title=f"step {step} (final)")
+            self.write_samples(self.out_dir / "samples" / "final.png", step, title=f"step {step} (final)")
             result = TrainResult("completed", step, last, None, str(self.out_dir))
         self.callbacks.on_end(result)
         return result
