@@ -177,3 +177,18 @@ def test_small_profile_learns(tmp_path):
     assert last["eval/psnr_rec"] > first["eval/psnr_rec"] + 1.0
     assert last["eval/psnr"] > first["eval/psnr"]
     assert (tmp_path / "samples" / "final.png").is_file()
+
+
+def test_crash_then_resume_drops_metrics_past_the_checkpoint(tmp_path):
+    class CrashAt3(Callback):
+        def on_metrics(self, step, metrics):
+            if step == 3:
+                raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        Trainer(tiny(), tmp_path, callbacks=[CrashAt3()], progress=False).fit()
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3]
+    assert load_checkpoint(checkpoint_path(tmp_path))["step"] == 2
+    result = Trainer(tiny(), tmp_path, progress=False).fit()
+    assert result.status == "completed" and result.step == 4
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3, 4]

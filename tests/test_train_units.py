@@ -256,3 +256,22 @@ def test_lpips_weights_loading_checks_keys_and_shapes(tmp_path):
         load_lpips_weights(str(tmp_path / "vgg.pth"), (4, 8, 16))
     with pytest.raises(DataError, match="cannot read LPIPS weights"):
         load_lpips_weights(str(tmp_path / "missing.pth"), (4,))
+
+
+def test_lpips_module_scales_inputs_and_sums_layers():
+    from lwgan.train.image_metrics import LPIPS, LPIPS_SCALE, LPIPS_SHIFT
+
+    seen = []
+
+    def features(x):
+        seen.append(x)
+        return [x, x[:, :1]]
+
+    metric = LPIPS(features, [torch.ones(1, 3, 1, 1), torch.ones(1, 1, 1, 1)])
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    assert torch.allclose(metric(x, x), torch.zeros(2))
+    shift = torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1)
+    scale = torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1)
+    assert torch.allclose(seen[0], (x - shift) / scale)
+    y = torch.rand(2, 3, 8, 8) * 2 - 1
+    assert (metric(x, y) > 0).all()
