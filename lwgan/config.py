@@ -56,6 +56,10 @@ class ModelConfig:
     # "reference": resize T bilinearly as the reference does (mixes -2 into body edges);
     # "masked": resize with nearest-valid handling (a deliberate fix).
     lwb_flow_resize: str = "reference"
+    # Height of the SphereFace head crop (width = 6/7 of it): 112x96 is the reference and the only
+    # size pretrained weights accept. Small profiles shrink it with the image (56 at 64 px keeps the
+    # reference's ~2.5x upsampling of a head box instead of upsampling a 10 px box 10x).
+    face_crop: int = 112
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for t in _SECTION_TYPES.value
 LAMBDA_KEYS = tuple(f.name for f in fields(LossWeights))
 assert len(FIELD_SECTION) == sum(len(fields(t)) for t in _SECTION_TYPES.values()), "flat keys must be unique"
 
+FACE_CROPS = (112, 56, 28)
 CHOICES: dict[str, tuple[str, ...]] = {
     "d_norm": ("instance", "batch", "none"),
     "lwb_flow_resize": ("reference", "masked"),
@@ -262,13 +267,14 @@ def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
 
 def validate(cfg: TrainConfig) -> None:
     """Raise ConfigError on the first invalid field (key, value and allowed range named)."""
-    m, o, s, d, r = cfg.model, cfg.optim, cfg.stabilizers, cfg.data, cfg.run
+    m, o, s, d, r, b = cfg.model, cfg.optim, cfg.stabilizers, cfg.data, cfg.run, cfg.backbones
     _check(m.image_size >= 32 and m.image_size % 16 == 0, "image_size", m.image_size, "a multiple of 16, >= 32")
     _check(m.conv_dim >= 4, "conv_dim", m.conv_dim, ">= 4")
     _check(m.n_res_blocks >= 1, "n_res_blocks", m.n_res_blocks, ">= 1")
     _check(m.ndf >= 4, "ndf", m.ndf, ">= 4")
     _check(1 <= m.d_layers <= 6, "d_layers", m.d_layers, "1..6")
     _check(m.image_size // (2**m.d_layers) >= 2, "d_layers", m.d_layers, "image_size / 2**d_layers >= 2")
+    _check(m.face_crop in FACE_CROPS, "face_crop", m.face_crop, " | ".join(map(str, FACE_CROPS)) + " (112 = reference)")
     _check(m.cond_channels == 3, "cond_channels", m.cond_channels, "3 (uv_seg: u, 1-v, background)")
     for key, choices in CHOICES.items():
         val = getattr(cfg.model, key)
@@ -296,6 +302,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(d.synth_subjects >= 1, "synth_subjects", d.synth_subjects, ">= 1")
     _check(d.synth_frames >= 2, "synth_frames", d.synth_frames, ">= 2")
     _check(d.synth_size >= 32, "synth_size", d.synth_size, ">= 32")
+    _check(b.face_weights is None or m.face_crop == 112, "face_crop", m.face_crop, "112 when face_weights are given (pretrained SphereFace takes 112x96)")
     _check(r.max_steps is None or r.max_steps >= 1, "max_steps", r.max_steps, ">= 1 or null")
     for key in ("log_every", "eval_every", "sample_every", "checkpoint_every", "eval_pairs"):
         val = getattr(r, key)

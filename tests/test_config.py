@@ -46,6 +46,8 @@ def test_coercion_from_strings(raw, expected):
         ({"d_norm": "layer"}, "d_norm", "instance | batch | none"),
         ({"max_steps": 2.5}, "max_steps", "int"),
         ({"spectral_norm": "maybe"}, "spectral_norm", "bool"),
+        ({"face_crop": 100}, "face_crop", "112 | 56 | 28"),
+        ({"face_crop": 56, "face_weights": "/w.pth"}, "face_crop", "112 when face_weights are given"),
     ],
 )
 def test_validation_names_key_and_allowed(flat, key, allowed):

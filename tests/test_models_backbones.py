@@ -115,3 +115,27 @@ def test_sphereface_stand_in_keeps_every_level_order_one():
         feats = face(torch.rand(2, 3, 112, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     scales = [f.abs().mean().item() for f in feats]
     assert all(0.1 < s < 3.0 for s in scales), scales
+
+
+def test_sphereface_scaled_crop_for_small_images(tmp_path):
+    import warnings
+
+    import torch
+
+    from lwgan.errors import UserError
+    from lwgan.models.losses import face_loss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        face, status = build_sphereface(None, crop=56)
+    assert face.input_size == (56, 48) and status.status == "stand-in"
+    assert face.fc5.in_features == 512 * 4 * 3  # 56x48 -> 28x24 -> 14x12 -> 7x6 -> 4x3
+    feats = face(torch.zeros(2, 3, 56, 48))
+    assert feats[-1].shape == (2, 512)
+    img = torch.rand(2, 3, 64, 64) * 2 - 1
+    box = torch.tensor([[20, 4, 40, 24], [10, 10, 30, 30]])
+    assert face_loss(face, img, img, box).item() == 0.0  # same crops, same features
+    assert face_loss(face, img, -img, box).item() > 0.0
+    torch.save(face.state_dict(), tmp_path / "w.pth")
+    with pytest.raises(UserError, match="face_crop: 56 needs the stand-in"):
+        build_sphereface(str(tmp_path / "w.pth"), crop=56)

@@ -97,15 +97,19 @@ class SphereFace20(nn.Module):
     match the public ``sphere20a_*.pth`` files (``conv1_1``, ``relu1_1`` (PReLU), ..., ``fc5``).
     ``forward`` returns the four stage outputs and the 512-d embedding."""
 
-    def __init__(self):
+    def __init__(self, input_size: tuple[int, int] = (112, 96)):
         super().__init__()
+        self.input_size = tuple(input_size)
+        h, w = self.input_size
+        for _ in _SPHERE_STAGES:  # each stage opens with a 3x3 stride-2 conv, padding 1
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
         in_ch = 3
         for stage, ch, units in _SPHERE_STAGES:
             for j in range(1, 2 + 2 * units):
                 self.add_module(f"conv{stage}_{j}", nn.Conv2d(in_ch if j == 1 else ch, ch, 3, 2 if j == 1 else 1, 1))
                 self.add_module(f"relu{stage}_{j}", nn.PReLU(ch))
             in_ch = ch
-        self.fc5 = nn.Linear(512 * 7 * 6, 512)
+        self.fc5 = nn.Linear(512 * h * w, 512)  # 512 * 7 * 6 at the reference's 112x96
 
     def _unit(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return getattr(self, f"relu{name}")(getattr(self, f"conv{name}")(x))
@@ -216,13 +220,20 @@ def build_vgg19(path: str | None = None) -> tuple[VGG19Features, BackboneStatus]
     return _build("vgg19", "VGG19", "vgg_weights", VGG19Features(), path, _vgg_state_dict, note)
 
 
-def build_sphereface(path: str | None = None) -> tuple[SphereFace20, BackboneStatus]:
-    """Frozen SphereFace-20 from a ``sphere20a`` state dict at ``path`` (fc6 keys ignored)."""
+def build_sphereface(path: str | None = None, crop: int = 112) -> tuple[SphereFace20, BackboneStatus]:
+    """Frozen SphereFace-20 from a ``sphere20a`` state dict at ``path`` (fc6 keys ignored).
+
+    ``crop`` is the head-crop height (config ``face_crop``; width = 6/7 of it). Pretrained weights
+    exist only for the reference's 112x96; smaller crops are for the stand-in on small images."""
+    if crop % 28 or crop < 28:
+        raise UserError(f"face_crop: invalid value {crop!r} (allowed: 112 | 56 | 28)")
+    if path and crop != 112:
+        raise UserError(f"face_crop: {crop} needs the stand-in; pretrained SphereFace weights ({path}) take 112x96 crops (allowed: 112)")
     note = (
         "SphereFace-20 with a fixed-seed random init (not face-trained): the face loss compares random "
         "frozen features of the head crops; give backbones.face_weights (sphere20a .pth) for the reference"
     )
-    return _build("sphereface20", "SphereFace-20", "face_weights", SphereFace20(), path, _sphere_state_dict, note, _sphere_stand_in_init)
+    return _build("sphereface20", "SphereFace-20", "face_weights", SphereFace20((crop, crop * 6 // 7)), path, _sphere_state_dict, note, _sphere_stand_in_init)
 
 
 __all__ = ["BackboneStatus", "VGG19Features", "SphereFace20", "build_vgg19", "build_sphereface"]

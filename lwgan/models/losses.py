@@ -92,11 +92,12 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, 
 
 
 def face_loss(face_net: Callable[[torch.Tensor], Sequence[torch.Tensor]], fake: torch.Tensor, real: torch.Tensor, head_box: torch.Tensor) -> torch.Tensor:
-    """SphereFace identity loss: the same head box crops output and target (112x96 each); sum over
+    """SphereFace identity loss: the same head box crops output and target (the net's input size, 112x96 in the reference); sum over
     the four conv stages and the 512-d embedding of the mean absolute difference, target detached."""
-    fake_feats = face_net(crop_and_resize(fake, head_box))
+    size = getattr(face_net, "input_size", FACE_CROP_SIZE)
+    fake_feats = face_net(crop_and_resize(fake, head_box, size))
     with torch.no_grad():
-        real_feats = face_net(crop_and_resize(real, head_box))
+        real_feats = face_net(crop_and_resize(real, head_box, size))
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats, strict=True))
 
 

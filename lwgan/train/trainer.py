@@ -131,7 +131,7 @@ class Trainer:
         self.G = Generator(cfg.model, spectral_norm=cfg.stabilizers.spectral_norm_G).to(self.device, memory_format=fmt)
         self.D = Discriminator(cfg.model, spectral_norm=cfg.stabilizers.spectral_norm).to(self.device, memory_format=fmt)
         vgg, vgg_status = build_vgg19(cfg.backbones.vgg_weights)
-        face, face_status = build_sphereface(cfg.backbones.face_weights)
+        face, face_status = build_sphereface(cfg.backbones.face_weights, crop=cfg.model.face_crop)
         self.vgg, self.face = vgg.to(self.device), face.to(self.device)
         self.objective = Objective(cfg, self.G, self.D, self.vgg, self.face)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
