@@ -25,6 +25,9 @@ def trial_name(trial) -> str:
     return trial.custom_trial_name or trial.trial_id
 
 
+HEARTBEAT_S = 30.0  # seconds between "running: ... step N/M" lines
+
+
 class StudyMonitor(Callback):
     """Tune pickles its callbacks with the experiment (and restores them on resume): this one keeps only
     paths and settings, and opens the state file, the MLflow client and the output stream when used."""
@@ -49,7 +52,8 @@ class StudyMonitor(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        data.update(_state=None, _tracker=None, _progress=None, stream=None, begun={})
+        data.update(_state=None, _tracker=None, _progress=None, stream=None, begun={}, _steps={}, _totals={})
+        data.pop("_last_beat", None)
         return data
 
     def setup(self, **info: Any) -> None:
@@ -127,6 +131,22 @@ class StudyMonitor(Callback):
         if "objective" in result:
             changes["objective"] = float(result["objective"])
         self.state.update(rec.trial_id, **changes)
+        self._heartbeat(rec.trial_id, changes["step"], (result.get("lwgan_info") or {}).get("total_steps"))
+
+    def _heartbeat(self, trial_id: str, step: int, total_steps: int | None) -> None:
+        """At most every HEARTBEAT_S, one line with each running trial's step, so long trials show progress."""
+        steps = self.__dict__.setdefault("_steps", {})
+        totals = self.__dict__.setdefault("_totals", {})
+        steps[trial_id] = step
+        if total_steps:
+            totals[trial_id] = int(total_steps)
+        now = time.monotonic()
+        if now - self.__dict__.get("_last_beat", self.started) < HEARTBEAT_S:
+            return
+        self._last_beat = now
+        running = [t for t, r in self.state.trials.items() if r.state == "running" and t in steps]
+        what = ", ".join(f"{t} step {steps[t]}" + (f"/{totals[t]}" if t in totals else "") for t in running)
+        self.progress.event("running", what[:60], self._status())
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
