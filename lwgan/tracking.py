@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -124,7 +125,8 @@ class StudyTracker:
                 raise UserError(f"MLflow store {self.uri}: experiment {self.experiment!r} is deleted; restore it or set LWGAN_EXPERIMENT")
             return found.experiment_id
         try:
-            return self.client.create_experiment(self.experiment)
+            # Without this tag MLflow 3's UI opens the experiment in GenAI mode (an empty Traces page).
+            return self.client.create_experiment(self.experiment, tags={"mlflow.experimentKind": "custom_model_development"})
         except MlflowException:  # created meanwhile by another driver
             return self.client.get_experiment_by_name(self.experiment).experiment_id
 
@@ -260,9 +262,21 @@ def command_ui(args) -> int:
         raise UserError(f"no MLflow store at {uri} yet: run a study first (lwgan-study run), or set MLFLOW_TRACKING_URI")
     port = int(getattr(args, "port", 5000))
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning (Ctrl-C to stop)", flush=True)
+    # Its own process group, ended as a whole on any exit (Ctrl-C, SIGTERM): mlflow's uvicorn
+    # worker would otherwise outlive us and keep the port.
+    proc = subprocess.Popen(ui_command(uri, port), env=env, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        return subprocess.call(ui_command(uri, port), env=env)
+        return proc.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 

@@ -2,6 +2,9 @@
 
 import argparse
 import json
+import os
+import sys
+import time
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -101,3 +104,39 @@ def test_ui_command_and_missing_store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/none.db")
     with pytest.raises(UserError, match="no MLflow store .* run a study first"):
         command_ui(argparse.Namespace(port=5001))
+
+
+def test_ui_serves_and_sigterm_frees_the_port(tmp_path):
+    """`lwgan-study ui` answers on 127.0.0.1 and, on SIGTERM, takes mlflow's server processes with it."""
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'ui.db'}"
+    MlflowClient(uri).create_experiment("lwgan-study")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    proc = subprocess.Popen([sys.executable, "-m", "lwgan.cli", "ui", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).status == 200
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()[-2000:]
+                time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        time.sleep(1)
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, "the MLflow server outlived lwgan-study ui"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
