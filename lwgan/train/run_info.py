@@ -8,7 +8,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 PACKAGES = ("torch", "numpy", "smplx", "opencv-python-headless", "scikit-image", "pillow", "pyyaml", "lwgan-study")
@@ -42,10 +41,6 @@ def git_commit(start: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}+dirty" if dirty else head
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
 
 
 def write_config_yaml(path: Path, flat: dict[str, Any]) -> Path:

@@ -26,7 +26,8 @@ from lwgan.train.image_metrics import LPIPS, load_lpips_weights, psnr, ssim
 from lwgan.train.metrics_log import MetricsWriter, read_metrics
 from lwgan.train.pair_stream import PairStream, batches, stack_items
 from lwgan.train.progress import Progress
-from lwgan.train.run_info import count_parameters, git_commit, package_versions, write_config_yaml
+from lwgan.models.layers import count_parameters
+from lwgan.train.run_info import git_commit, package_versions, write_config_yaml
 from lwgan.train.samples import COLUMNS, save_grid
 from lwgan.train.schedule import iters_per_epoch, lr_at, set_lr, total_steps
 
