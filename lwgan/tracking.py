@@ -105,6 +105,7 @@ class StudyTracker:
         _mlflow_env()
         from mlflow.tracking import MlflowClient
 
+        _mlflow_env()  # again: importing mlflow resets its logger to INFO
         self.uri = uri or tracking_uri()
         self.experiment = experiment or experiment_name()
         if self.uri.startswith("sqlite:///"):
