@@ -212,25 +212,24 @@ class Trainer:
 
         with self._autocast():  # the Objective runs G and keeps D's parameters out of the G phase
             g_loss, g_metrics, out = self.objective.generator_phase(src_img, tgt_img, geom, generator_inputs(src_img, geom))
-        metrics.update(g_metrics)
-        check_losses(number, metrics, self.cfg.run.divergence_threshold)
-        self.opt_G.zero_grad(set_to_none=True)
-        g_loss.backward()
-        metrics["grad_norm/G"] = grad_norm(self.G)
-        check_losses(number, metrics, float("inf"), prefix="grad_norm/")
-        self.opt_G.step()
+        self._optimise("G", self.G, self.opt_G, g_loss, g_metrics, metrics, number)
 
         if step % self.cfg.optim.d_every == 0:
             with self._autocast():
                 d_loss, d_metrics = self.objective.discriminator_phase(tgt_img, out.tsf_image.detach(), geom.tgt_cond)
-            metrics.update(d_metrics)
-            check_losses(number, metrics, self.cfg.run.divergence_threshold)
-            self.opt_D.zero_grad(set_to_none=True)
-            d_loss.backward()
-            metrics["grad_norm/D"] = grad_norm(self.D)
-            check_losses(number, metrics, float("inf"), prefix="grad_norm/")
-            self.opt_D.step()
+            self._optimise("D", self.D, self.opt_D, d_loss, d_metrics, metrics, number)
         return metrics
+
+    def _optimise(self, name: str, net, opt, loss, phase_metrics: dict[str, float], metrics: dict[str, float], number: int) -> None:
+        """One phase's update: guard the losses, backward, record and guard the grad norm, step.
+        Both guards run before ``opt.step()``, so a diverged state is never applied or saved."""
+        metrics.update(phase_metrics)
+        check_losses(number, metrics, self.cfg.run.divergence_threshold)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics[f"grad_norm/{name}"] = grad_norm(net)
+        check_losses(number, metrics, float("inf"), prefix="grad_norm/")
+        opt.step()
 
     # ------------------------------------------------------------------ eval and samples
     @torch.no_grad()
