@@ -135,15 +135,19 @@ class StudyTracker:
     def start_study(self, study: str, tags: Mapping[str, str], study_yaml: str, run_id: str | None = None) -> str:
         """The study's parent run: a new one, or ``run_id`` reopened on --resume."""
         if run_id:
-            self.client.update_run(run_id, status="RUNNING")
-            self.client.set_tag(run_id, "lwgan.status", "running")
-            return run_id
+            return self._reopen(run_id)
         run = self.client.create_run(
             self.experiment_id, run_name=study,
             tags={"lwgan.role": "study", "lwgan.study": study, "lwgan.status": "running", **dict(tags)},
         )
         self._log_text(run.info.run_id, study_yaml, "study.yaml")
         return run.info.run_id
+
+    def _reopen(self, run_id: str) -> str:
+        """A parent or trial run continued on --resume: running again, no duplicate run."""
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, "lwgan.status", "running")
+        return run_id
 
     def end_study(self, run_id: str, counts: Mapping[str, int], finished: bool, best: Mapping[str, Any] | None = None) -> None:
         tags = {f"lwgan.trials_{state}": str(n) for state, n in counts.items()}
@@ -164,9 +168,7 @@ class StudyTracker:
         from mlflow.entities import Param
 
         if run_id:
-            self.client.update_run(run_id, status="RUNNING")
-            self.client.set_tag(run_id, "lwgan.status", "running")
-            return run_id
+            return self._reopen(run_id)
         run = self.client.create_run(
             self.experiment_id, run_name=trial_id,
             tags={"mlflow.parentRunId": parent_id, "lwgan.role": "trial", "lwgan.trial_id": trial_id,
