@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from lwgan.config import TrainConfig
 from lwgan.errors import UserError
-from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, load_study, resolve_study
+from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, format_value, load_study, resolve_study
 
 ASSET_HINTS = {
     "data_root": "an iPER-format folder (lwgan-study data check DIR)",
@@ -19,14 +19,6 @@ ASSET_HINTS = {
     "vgg_weights": "a torchvision VGG19 state dict (.pth)",
     "face_weights": "a SphereFace-20 state dict (.pth)",
 }
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def steps_text(flat: dict[str, Any]) -> str:
@@ -83,7 +75,7 @@ def plan_text(resolved: ResolvedStudy) -> str:
         vwidth = max(len("variant"), *(len(t.variant) for t in resolved.trials))
         out.append(f"{'trial':<{width}}  {'variant':<{vwidth}}  seed  steps  differs from {BASELINE}")
         for t in resolved.trials:
-            diff = ", ".join(f"{k}={_fmt(v)}" for k, v in t.overrides.items()) or "-"
+            diff = ", ".join(f"{k}={format_value(v)}" for k, v in t.overrides.items()) or "-"
             out.append(f"{t.trial_id:<{width}}  {t.variant:<{vwidth}}  {t.seed:<4}  {steps_text(t.config):<5}  {diff}")
     else:
         from lwgan.study.space import describe_space

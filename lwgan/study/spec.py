@@ -401,7 +401,8 @@ def _variants(source: str, value: Any) -> list[Variant]:
     return out
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A config value as study files and trial names write it: ``true``, ``1e-4``, ``E1``."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -421,7 +422,7 @@ def _grid(source: str, value: Any) -> list[Variant]:
     if not axes:
         return []
     return [
-        Variant(",".join(f"{k}={_format_value(v)}" for k, v in combo), dict(combo))
+        Variant(",".join(f"{k}={format_value(v)}" for k, v in combo), dict(combo))
         for combo in itertools.product(*axes)
     ]
 
