@@ -21,8 +21,6 @@ from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profi
 
 BASELINE = "baseline"
 EMBEDDED_SOURCE = "<embedded ensembles study>"
-# The embedded default study is the repository's studies/ensembles.yaml (the seed paper's Table 1).
-DEFAULT_STUDY_FILE = Path(__file__).resolve().parents[2] / "studies" / "ensembles.yaml"
 
 TOP_KEYS = (
     "name", "description", "dataset", "base", "variants", "grid", "search", "seeds", "budget",
@@ -177,15 +175,22 @@ class ResolvedStudy:
 
 
 def load_study(path: str | Path | None) -> StudySpec:
-    """Read and validate a study file; ``None`` = the embedded default (the E1-E4 ensembles study)."""
+    """Read and validate a study file; a shipped study's name (``ensembles``) when no such file exists;
+    ``None`` = the embedded default (the E1-E4 ensembles study)."""
+    from lwgan.study.library import DEFAULT_STUDY, embedded_studies, embedded_study
+
     if path is None:
-        if not DEFAULT_STUDY_FILE.is_file():
-            raise StudyError(EMBEDDED_SOURCE, "", f"the embedded study {DEFAULT_STUDY_FILE} is missing", "pass a study file")
-        file = DEFAULT_STUDY_FILE
+        file = embedded_study(DEFAULT_STUDY)
+        if file is None:
+            raise StudyError(EMBEDDED_SOURCE, "", f"the embedded study {DEFAULT_STUDY!r} is missing", "pass a study file")
     else:
         file = Path(path).expanduser()
         if not file.is_file():
-            raise StudyError(str(file), "", "study file not found", "a path to a study YAML, e.g. studies/ensembles.yaml")
+            shipped = embedded_study(str(path))
+            if shipped is None:
+                raise StudyError(str(file), "", "study file not found",
+                                 "a path to a study YAML, or a shipped study: " + " | ".join(embedded_studies()))
+            file = shipped
     try:
         data = yaml.safe_load(file.read_text())
     except yaml.YAMLError as err:
