@@ -44,6 +44,7 @@ class Group(_StrEnum):
     EVAL = "eval"                    # eval/*: image metrics on the fixed val pairs
     PERF = "perf"                    # perf/*: throughput
     PROGRESS = "progress"            # epoch
+    STABILITY = "stability"          # stability/*: per-run measures computed by lwgan.report.stability (not logged per step)
 
 
 class Direction(_StrEnum):
@@ -95,6 +96,14 @@ EVAL_PSNR_REC = "eval/psnr_rec"
 EVAL_LPIPS = "eval/lpips"
 PERF_IT_PER_S = "perf/it_per_s"
 EPOCH = "epoch"
+# Per-run stability measures (lwgan/report/stability.py computes them from the loss histories).
+STABILITY_SWING_G = "stability/swing_G"
+STABILITY_SWING_D = "stability/swing_D"
+STABILITY_NOISE_G = "stability/noise_G"
+STABILITY_NOISE_D = "stability/noise_D"
+STABILITY_CORR_GD = "stability/corr_GD"
+STABILITY_D_GAP = "stability/d_gap"
+STABILITY_D_DOMINANT = "stability/d_dominant"
 
 # The step of a metrics.jsonl line, an MLflow metric point and a Tune result (its time attribute).
 STEP = "step"
@@ -139,7 +148,17 @@ METRICS: dict[str, Metric] = _metrics(
     Metric(EVAL_PSNR_REC, Group.EVAL, _H, unit="dB", label="PSNR_REC", objective=True, description="reconstruction vs source"),
     Metric(PERF_IT_PER_S, Group.PERF, _H, unit="it/s", label="it/s", description="training iterations per second"),
     Metric(EPOCH, Group.PROGRESS, _N, unit="epochs", label="epoch", description="reference epoch of the step"),
+    Metric(STABILITY_SWING_G, Group.STABILITY, _L, unit="% of level", label="swing G", description="low-frequency amplitude of loss/G_total over the final window"),
+    Metric(STABILITY_SWING_D, Group.STABILITY, _L, unit="% of level", label="swing D", description="low-frequency amplitude of loss/D_total over the final window"),
+    Metric(STABILITY_NOISE_G, Group.STABILITY, _L, unit="% of level", label="noise G", description="step-to-step sd of loss/G_total about its low-passed curve, final window"),
+    Metric(STABILITY_NOISE_D, Group.STABILITY, _L, unit="% of level", label="noise D", description="step-to-step sd of loss/D_total about its low-passed curve, final window"),
+    Metric(STABILITY_CORR_GD, Group.STABILITY, _N, unit="r", label="corr(G, D)", description="correlation of the G and D low-frequency swings (negative: see-saw)"),
+    Metric(STABILITY_D_GAP, Group.STABILITY, _N, unit="D output", label="D gap", description="D(real) - D(fake) over the final window (targets +1 / -1)"),
+    Metric(STABILITY_D_DOMINANT, Group.STABILITY, _L, unit="fraction of steps", label="D dominant", description="fraction of logged steps with D(real) - D(fake) above the dominance threshold"),
 )
+STABILITY_METRICS = tuple(n for n, m in METRICS.items() if m.group is Group.STABILITY)
+# Positive scale measures: averaged and plotted on a log scale.
+STABILITY_LOG_SCALE = (STABILITY_SWING_G, STABILITY_SWING_D, STABILITY_NOISE_G, STABILITY_NOISE_D)
 
 
 def metric(name: str) -> Metric:
