@@ -17,11 +17,13 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from lwgan import vocab
 from lwgan.models import losses
 from lwgan.models.generator import GeneratorOutput
 
-G_METRICS = ("loss/G_adv", "loss/G_rec", "loss/G_tsf", "loss/G_style", "loss/G_face", "loss/G_mask", "loss/G_mask_smooth", "loss/G_total")
-D_METRICS = ("loss/D_real", "loss/D_fake", "loss/D_gp", "loss/D_total", "D/real_mean", "D/fake_mean")
+# What each phase reports, in order (from lwgan/vocab.py at import; the phases read vocab at call time).
+G_METRICS = vocab.names(vocab.Group.GENERATOR)
+D_METRICS = vocab.names(vocab.Group.DISCRIMINATOR, vocab.Group.D_OUTPUTS)
 
 
 @contextlib.contextmanager
@@ -39,13 +41,34 @@ def frozen_parameters(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _scalars(names: tuple[str, ...], values: list[torch.Tensor | float]) -> dict[str, float]:
+def _scalars(values: dict[str, torch.Tensor | float]) -> dict[str, float]:
     """Named floats, with a single device-to-host copy for all of them."""
-    device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
     stacked = torch.stack(
-        [v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device) for v in values]
+        [v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device) for v in values.values()]
     )
-    return dict(zip(names, stacked.cpu().tolist()))
+    return dict(zip(values, stacked.cpu().tolist()))
+
+
+def _sum_terms(terms: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    active = list(terms.values())
+    return sum(active[1:], active[0]) if active else _zero_loss(device)
+
+
+def _report(group: vocab.Group, total_name: str, terms: dict[str, torch.Tensor], total: torch.Tensor,
+            extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """The phase's named scalars in vocab order: every registered term of ``group`` (0.0 when its
+    weight is 0 and it was not computed), the total, then ``extra``. A term that lwgan/vocab.py does
+    not register in ``group`` is an error (it would reach no table, curve or search objective)."""
+    registered = vocab.names(group)
+    stray = [name for name in terms if name not in registered or name == total_name]
+    if stray:
+        raise ValueError(f"Objective reports {stray} which lwgan/vocab.py METRICS does not register as "
+                         f"{group.value} terms (registered: {', '.join(n for n in registered if n != total_name)})")
+    values: dict[str, torch.Tensor | float] = {name: terms.get(name, 0.0) for name in registered if name != total_name}
+    values[total_name] = total
+    values.update(extra or {})
+    return _scalars(values)
 
 
 def _zero_loss(device: torch.device) -> torch.Tensor:
@@ -72,40 +95,41 @@ class Objective:
     def generator_phase(self, src_img: torch.Tensor, tgt_img: torch.Tensor, geom, gen_inputs) -> tuple[torch.Tensor, dict[str, float], GeneratorOutput]:
         """Forward G on ``gen_inputs = (bg_in, src_in, tsf_in)`` and ``geom.flow``; return the weighted
         G loss, its named terms and the generator outputs (the trainer detaches ``tsf_image`` for D)."""
-        w = self.weights
         bg_in, src_in, tsf_in = gen_inputs
         out: GeneratorOutput = self.G(bg_in, src_in, tsf_in, geom.flow)
-        zero = 0.0
-        adv = rec = tsf = style = face = mask = smooth = zero
+        terms = self.generator_terms(out, src_img, tgt_img, geom)
+        total = _sum_terms(terms, src_img.device)
+        return total, _report(vocab.Group.GENERATOR, vocab.G_TOTAL, terms, total), out
 
+    def generator_terms(self, out: GeneratorOutput, src_img: torch.Tensor, tgt_img: torch.Tensor, geom) -> dict[str, torch.Tensor]:
+        """The weighted generator terms, each under its lwgan/vocab.py name; a term weighted 0 is not
+        computed (and left out). The G loss is their sum."""
+        w = self.weights
+        terms: dict[str, torch.Tensor] = {}
         if w.lambda_adv > 0:
             with frozen_parameters(self.D):
-                adv = w.lambda_adv * losses.g_lsgan_loss(self.D(out.tsf_image, geom.tgt_cond))
+                terms[vocab.G_ADV] = w.lambda_adv * losses.g_lsgan_loss(self.D(out.tsf_image, geom.tgt_cond))
         if w.lambda_rec > 0:
-            rec = w.lambda_rec * losses.reconstruction_loss(out.src_image, src_img)
+            terms[vocab.G_REC] = w.lambda_rec * losses.reconstruction_loss(out.src_image, src_img)
         if w.lambda_tsf > 0 or w.lambda_style > 0:
             fake_feats = self.vgg(out.tsf_image)
             with torch.no_grad():
                 real_feats = self.vgg(tgt_img)
             if w.lambda_tsf > 0:
-                tsf = w.lambda_tsf * losses.perceptual_loss(fake_feats, real_feats)
+                terms[vocab.G_TSF] = w.lambda_tsf * losses.perceptual_loss(fake_feats, real_feats)
             if w.lambda_style > 0:
-                style = w.lambda_style * losses.style_loss(fake_feats, real_feats)
+                terms[vocab.G_STYLE] = w.lambda_style * losses.style_loss(fake_feats, real_feats)
         if w.lambda_face > 0:
-            face = w.lambda_face * losses.face_loss(self.face, out.tsf_image, tgt_img, geom.head_box)
+            terms[vocab.G_FACE] = w.lambda_face * losses.face_loss(self.face, out.tsf_image, tgt_img, geom.head_box)
         if w.lambda_mask > 0 or w.lambda_mask_smooth > 0:
             # Reference: both streams' masks against (src_crop_mask, tgt_crop_mask), batch-concatenated.
             masks = torch.cat([out.src_mask, out.tsf_mask], dim=0)
             if w.lambda_mask > 0:
                 targets = torch.cat([geom.src_crop_mask, geom.tgt_crop_mask], dim=0)
-                mask = w.lambda_mask * losses.mask_loss(masks, targets)
+                terms[vocab.G_MASK] = w.lambda_mask * losses.mask_loss(masks, targets)
             if w.lambda_mask_smooth > 0:
-                smooth = w.lambda_mask_smooth * losses.mask_smooth_loss(masks)
-
-        terms = [adv, rec, tsf, style, face, mask, smooth]
-        active = [t for t in terms if isinstance(t, torch.Tensor)]
-        total = sum(active[1:], active[0]) if active else _zero_loss(src_img.device)
-        return total, _scalars(G_METRICS, terms + [total]), out
+                terms[vocab.G_MASK_SMOOTH] = w.lambda_mask_smooth * losses.mask_smooth_loss(masks)
+        return terms
 
     # -- D ------------------------------------------------------------------------------
     def discriminator_phase(self, tgt_img: torch.Tensor, fake_tsf_detached: torch.Tensor, tgt_cond: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -116,14 +140,13 @@ class Objective:
         with torch.set_grad_enabled(use_ls and torch.is_grad_enabled()):
             d_real = self.D(tgt_img, tgt_cond)
             d_fake = self.D(fake, tgt_cond)
-        real_loss = fake_loss = gp = 0.0
+        terms: dict[str, torch.Tensor] = {}
         if use_ls:
             real_term, fake_term = losses.d_lsgan_losses(d_real, d_fake, real_target=self.real_target)
-            real_loss = self.weights.lambda_D_prob * real_term
-            fake_loss = self.weights.lambda_D_prob * fake_term
+            terms[vocab.D_REAL] = self.weights.lambda_D_prob * real_term
+            terms[vocab.D_FAKE] = self.weights.lambda_D_prob * fake_term
         if self.gp_weight > 0:
-            gp = self.gp_weight * losses.gradient_penalty(self.D, tgt_img, fake, tgt_cond)
-        active = [t for t in (real_loss, fake_loss, gp) if isinstance(t, torch.Tensor)]
-        total = sum(active[1:], active[0]) if active else _zero_loss(tgt_img.device)
-        values = [real_loss, fake_loss, gp, total, d_real.mean(), d_fake.mean()]
-        return total, _scalars(D_METRICS, values)
+            terms[vocab.D_GP] = self.gp_weight * losses.gradient_penalty(self.D, tgt_img, fake, tgt_cond)
+        total = _sum_terms(terms, tgt_img.device)
+        outputs = {vocab.D_REAL_MEAN: d_real.mean(), vocab.D_FAKE_MEAN: d_fake.mean()}
+        return total, _report(vocab.Group.DISCRIMINATOR, vocab.D_TOTAL, terms, total, outputs)
