@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import torch
 
 from lwgan.config import ConfigError, RunConfig, TrainConfig
+from lwgan import vocab
 from lwgan.errors import LossDivergedError
 from lwgan.train.callbacks import CallbackList, TrainResult
 from lwgan.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -227,8 +228,8 @@ class Trainer:
         check_losses(number, metrics, self.cfg.run.divergence_threshold)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        metrics[f"grad_norm/{name}"] = grad_norm(net)
-        check_losses(number, metrics, float("inf"), prefix="grad_norm/")
+        metrics[vocab.GRAD_NORM[name]] = grad_norm(net)
+        check_losses(number, metrics, float("inf"), prefix=vocab.GRAD_NORM_PREFIX)
         opt.step()
 
     # ------------------------------------------------------------------ eval and samples
@@ -254,13 +255,13 @@ class Trainer:
         src_img, tgt_img, out = outputs if outputs is not None else self._eval_outputs()
         tsf, rec = out.tsf_image.float(), out.src_image.float()
         metrics = {
-            "eval/ssim": float(ssim(tsf, tgt_img.float()).mean()),
-            "eval/psnr": float(psnr(tsf, tgt_img.float()).mean()),
-            "eval/ssim_rec": float(ssim(rec, src_img.float()).mean()),
-            "eval/psnr_rec": float(psnr(rec, src_img.float()).mean()),
+            vocab.EVAL_SSIM: float(ssim(tsf, tgt_img.float()).mean()),
+            vocab.EVAL_PSNR: float(psnr(tsf, tgt_img.float()).mean()),
+            vocab.EVAL_SSIM_REC: float(ssim(rec, src_img.float()).mean()),
+            vocab.EVAL_PSNR_REC: float(psnr(rec, src_img.float()).mean()),
         }
         if self.lpips is not None:
-            metrics["eval/lpips"] = float(self.lpips(tsf, tgt_img.float()).mean())
+            metrics[vocab.EVAL_LPIPS] = float(self.lpips(tsf, tgt_img.float()).mean())
         return metrics
 
     def write_samples(self, path: Path, step: int, outputs=None, title: str | None = None) -> Path:
@@ -328,15 +329,15 @@ class Trainer:
         last: dict[str, float] = {}
         if start > 0 and log.path.exists():
             for record in read_metrics(log.path):
-                last.update({k: v for k, v in record.items() if k != "step"})
+                last.update({k: v for k, v in record.items() if k != vocab.STEP})
         self.callbacks.on_start(info)
 
         total = self.total_steps
         progress = Progress(total, enabled=self.show_progress, stream=self.progress_stream, every=max(1, min(50, total // 10)))
         if start == 0:
             outputs = self._eval_outputs()
-            first = {**self.evaluate(outputs), "lr/G": lr_at(0, cfg.optim.lr_G, cfg.optim.lr_final, cfg.optim.epochs_no_decay, cfg.optim.epochs_decay),
-                     "lr/D": lr_at(0, cfg.optim.lr_D, cfg.optim.lr_final, cfg.optim.epochs_no_decay, cfg.optim.epochs_decay), "epoch": 0}
+            first = {**self.evaluate(outputs), vocab.LR_G: lr_at(0, cfg.optim.lr_G, cfg.optim.lr_final, cfg.optim.epochs_no_decay, cfg.optim.epochs_decay),
+                     vocab.LR_D: lr_at(0, cfg.optim.lr_D, cfg.optim.lr_final, cfg.optim.epochs_no_decay, cfg.optim.epochs_decay), vocab.EPOCH: 0}
             log.write(0, first)
             self.callbacks.on_metrics(0, first)
             last.update(first)
@@ -351,18 +352,18 @@ class Trainer:
             for batch in loader:
                 epoch = step // self.epoch_len
                 o = cfg.optim
-                lrs = {"lr/G": lr_at(epoch, o.lr_G, o.lr_final, o.epochs_no_decay, o.epochs_decay),
-                       "lr/D": lr_at(epoch, o.lr_D, o.lr_final, o.epochs_no_decay, o.epochs_decay)}
-                set_lr(self.opt_G, lrs["lr/G"])
-                set_lr(self.opt_D, lrs["lr/D"])
+                lrs = {vocab.LR_G: lr_at(epoch, o.lr_G, o.lr_final, o.epochs_no_decay, o.epochs_decay),
+                       vocab.LR_D: lr_at(epoch, o.lr_D, o.lr_final, o.epochs_no_decay, o.epochs_decay)}
+                set_lr(self.opt_G, lrs[vocab.LR_G])
+                set_lr(self.opt_D, lrs[vocab.LR_D])
                 metrics = self._train_step(batch, step)
                 step += 1
                 now = time.perf_counter()
                 durations.append(now - tick)
                 tick = now
                 metrics.update(lrs)
-                metrics["epoch"] = epoch
-                metrics["perf/it_per_s"] = len(durations) / sum(durations)
+                metrics[vocab.EPOCH] = epoch
+                metrics[vocab.PERF_IT_PER_S] = len(durations) / sum(durations)
                 is_last = step == total
                 outputs = None
                 if step % run.eval_every == 0 or is_last or step % run.sample_every == 0:
@@ -370,26 +371,26 @@ class Trainer:
                 if step % run.eval_every == 0 or is_last:
                     metrics.update(self.evaluate(outputs))
                 last.update(metrics)
-                if step % run.log_every == 0 or is_last or "eval/ssim" in metrics:
+                if step % run.log_every == 0 or is_last or vocab.EVAL_SSIM in metrics:
                     log.write(step, metrics)
                     self.callbacks.on_metrics(step, metrics)
                 if step % run.sample_every == 0:
                     self.write_samples(sample_path(self.out_dir, step), step, outputs, title=f"step {step}")
                 if step % run.checkpoint_every == 0 or is_last:
                     self.save(step)
-                progress.update(step, epoch, last, metrics["perf/it_per_s"])
+                progress.update(step, epoch, last, metrics[vocab.PERF_IT_PER_S])
                 tick = time.perf_counter()  # eval / samples / checkpoints are not training time
         except LossDivergedError as err:
             bad = dict(self._step_metrics)
             log.write(err.step, bad)
             self.callbacks.on_metrics(err.step, bad)
             last.update(bad)
-            result = TrainResult("diverged", err.step, last, str(err), str(self.out_dir))
+            result = TrainResult(vocab.TrialStatus.DIVERGED, err.step, last, str(err), str(self.out_dir))
         finally:
             progress.close()
             log.close()
         if result is None:
             self.write_samples(self.out_dir / "samples" / "final.png", step, title=f"step {step} (final)")
-            result = TrainResult("completed", step, last, None, str(self.out_dir))
+            result = TrainResult(vocab.TrialStatus.COMPLETED, step, last, None, str(self.out_dir))
         self.callbacks.on_end(result)
         return result
