@@ -6,7 +6,9 @@ import sys
 import time
 from typing import Mapping, TextIO
 
-SHOWN_METRICS = (("loss/G_total", "G"), ("loss/D_total", "D"), ("loss/G_rec", "rec"), ("eval/ssim", "ssim"))
+from lwgan import vocab
+
+SHOWN_METRICS = ((vocab.G_TOTAL, "G"), (vocab.D_TOTAL, "D"), (vocab.G_REC, "rec"), (vocab.EVAL_SSIM, "ssim"))
 
 
 def format_eta(seconds: float) -> str:
