@@ -10,12 +10,12 @@ from typing import Any, Mapping
 import yaml
 
 from lwgan.config import CHOICES, FIELD_SECTION, FIELD_TYPES, SECTIONS, ConfigError, TrainConfig
+from lwgan import vocab
 from lwgan.errors import UserError
 from lwgan.paths import project_dir
 from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides, resolve_config
 
-SUMMARY_METRICS = ("loss/G_total", "loss/G_rec", "loss/G_tsf", "loss/D_total", "D/real_mean", "D/fake_mean")
-SUMMARY_EVAL = ("eval/ssim", "eval/psnr", "eval/ssim_rec", "eval/psnr_rec", "eval/lpips")
+SUMMARY_METRICS = (vocab.G_TOTAL, vocab.G_REC, vocab.G_TSF, vocab.D_TOTAL, vocab.D_REAL_MEAN, vocab.D_FAKE_MEAN)
 
 
 def load_flat_yaml(path: str | Path) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def header_line(info: Mapping[str, Any], total_steps: int) -> str:
 def summary_text(result, seconds: float, out_dir: Path) -> str:
     m = result.metrics
     losses = ", ".join(f"{k.split('/')[1]} {m[k]:.4g}" for k in SUMMARY_METRICS if k in m)
-    evals = ", ".join(f"{k.split('/')[1]} {m[k]:.4g}" for k in SUMMARY_EVAL if k in m) or "none"
+    evals = ", ".join(f"{k.split('/')[1]} {m[k]:.4g}" for k in vocab.names(vocab.Group.EVAL) if k in m) or "none"
     lines = [
         f"status {result.status} | steps {result.step} | time {seconds:.1f}s",
         f"final losses: {losses or 'none'}",
@@ -147,4 +147,4 @@ def command_train(args: argparse.Namespace) -> int:
     start = time.monotonic()
     result = trainer.fit()
     print(summary_text(result, time.monotonic() - start, out_dir))
-    return 0 if result.status == "completed" else 1
+    return 0 if result.status == vocab.TrialStatus.COMPLETED else 1
