@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from lwgan.errors import UserError
-from lwgan.paths import project_dir
+from lwgan.paths import PROJECT_MARKER, project_dir
 
-ENV_FILE = "mlflow.env"
-DEFAULT_URI = "sqlite:///mlruns.db"
+ENV_FILE = PROJECT_MARKER
+# MLflow's own default store: a plain `mlflow ui` started in the project root opens this same file.
+DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "lwgan-study"
+# MLflow's own variable names; LWGAN_EXPERIMENT is read after MLFLOW_EXPERIMENT_NAME (older mlflow.env files).
+URI_VAR = "MLFLOW_TRACKING_URI"
+EXPERIMENT_VARS = ("MLFLOW_EXPERIMENT_NAME", "LWGAN_EXPERIMENT")
 BATCH_LIMIT = 1000  # MLflow's log_batch takes at most 1000 metrics per call
 TRIAL_ARTIFACTS = (("config.yaml", ""), ("run_info.json", ""), ("samples/final.png", "samples"))
 MLFLOW_RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "running": "RUNNING"}
@@ -32,32 +36,35 @@ MLFLOW_RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": 
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes); {} when the file is absent."""
+    """A dotenv file, parsed by python-dotenv (``#`` comments, ``export``, quotes); {} when absent. A line
+    that is not ``KEY=VALUE`` is an error naming the file and line."""
+    from dotenv.main import parse_stream
+
     path = Path(path)
     if not path.is_file():
         return {}
     out: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
+    with open(path) as stream:
+        for binding in parse_stream(stream):
+            if binding.error or (binding.key is not None and binding.value is None):
+                raise UserError(f"{path}:{binding.original.line}: expected KEY=VALUE, got {binding.original.string.strip()!r}")
+            if binding.key is not None:
+                out[binding.key] = binding.value
     return out
 
 
-def _setting(name: str, default: str, root: Path | None = None) -> tuple[str, Path]:
+def _setting(names: tuple[str, ...], default: str, root: Path | None = None) -> tuple[str, Path]:
+    """The first of ``names`` set in the environment (relative to the current folder), else in the project
+    root's mlflow.env (relative to the root), else ``default``."""
     root = root or project_dir()
-    if os.environ.get(name):
-        return os.environ[name], Path.cwd()
-    return read_env_file(root / ENV_FILE).get(name, default), root
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name], Path.cwd()
+    values = read_env_file(root / ENV_FILE)
+    for name in names:
+        if values.get(name):
+            return values[name], root
+    return default, root
 
 
 def resolve_sqlite_uri(uri: str, root: Path) -> str:
@@ -69,13 +76,14 @@ def resolve_sqlite_uri(uri: str, root: Path) -> str:
 
 
 def tracking_uri(root: Path | None = None) -> str:
-    """``$MLFLOW_TRACKING_URI``, else ``mlflow.env`` at the project root, else ``sqlite:///<root>/mlruns.db``."""
-    uri, base = _setting("MLFLOW_TRACKING_URI", DEFAULT_URI, root)
+    """``$MLFLOW_TRACKING_URI``, else ``mlflow.env`` at the project root, else ``sqlite:///<root>/mlflow.db``."""
+    uri, base = _setting((URI_VAR,), DEFAULT_URI, root)
     return resolve_sqlite_uri(uri, base)
 
 
 def experiment_name(root: Path | None = None) -> str:
-    return _setting("LWGAN_EXPERIMENT", DEFAULT_EXPERIMENT, root)[0]
+    """``$MLFLOW_EXPERIMENT_NAME``, else mlflow.env's, else ``lwgan-study`` (LWGAN_EXPERIMENT still read)."""
+    return _setting(EXPERIMENT_VARS, DEFAULT_EXPERIMENT, root)[0]
 
 
 def _mlflow_env() -> None:
@@ -123,7 +131,7 @@ class StudyTracker:
             raise UserError(f"MLflow store {self.uri}: cannot open it ({str(err).splitlines()[0]})") from None
         if found is not None:
             if found.lifecycle_stage == "deleted":
-                raise UserError(f"MLflow store {self.uri}: experiment {self.experiment!r} is deleted; restore it or set LWGAN_EXPERIMENT")
+                raise UserError(f"MLflow store {self.uri}: experiment {self.experiment!r} is deleted; restore it or set MLFLOW_EXPERIMENT_NAME")
             return found.experiment_id
         try:
             # Without this tag MLflow 3's UI opens the experiment in GenAI mode (an empty Traces page).

@@ -32,22 +32,49 @@ def test_env_file_parsing(tmp_path):
 
 
 def test_uri_and_experiment_precedence(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("LWGAN_EXPERIMENT", raising=False)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "LWGAN_EXPERIMENT"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LWGAN_HOME", str(tmp_path))
-    # No file: the default store at the project root.
-    assert tracking_uri() == f"sqlite:///{tmp_path}/mlruns.db" and experiment_name() == "lwgan-study"
+    # No file: MLflow's own default store (what a plain `mlflow ui` opens) at the project root.
+    assert tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db" and experiment_name() == "lwgan-study"
     (tmp_path / "mlflow.env").write_text("MLFLOW_TRACKING_URI=sqlite:///stores/a.db\nLWGAN_EXPERIMENT=exp-a\n")
     assert tracking_uri() == f"sqlite:///{tmp_path}/stores/a.db" and experiment_name() == "exp-a"
-    # The environment wins; HTTP servers are just a URI.
+    # MLflow's own name wins over the older LWGAN_EXPERIMENT in the same file.
+    (tmp_path / "mlflow.env").write_text("MLFLOW_TRACKING_URI=sqlite:///stores/a.db\nLWGAN_EXPERIMENT=old\nMLFLOW_EXPERIMENT_NAME=exp-a\n")
+    assert experiment_name() == "exp-a"
+    # The environment wins over the file; HTTP servers are just a URI.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5005")
     monkeypatch.setenv("LWGAN_EXPERIMENT", "exp-b")
     assert tracking_uri() == "http://127.0.0.1:5005" and experiment_name() == "exp-b"
-    # The project's own mlflow.env holds the documented defaults.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "exp-c")
+    assert experiment_name() == "exp-c"
+    # The project's own mlflow.env holds the documented defaults, under MLflow's variable names.
     from pathlib import Path
 
     shipped = read_env_file(Path(__file__).resolve().parents[1] / "mlflow.env")
-    assert shipped == {"MLFLOW_TRACKING_URI": "sqlite:///mlruns.db", "LWGAN_EXPERIMENT": "lwgan-study"}
+    assert shipped == {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_EXPERIMENT_NAME": "lwgan-study"}
+
+
+def test_settings_are_found_from_a_subfolder(tmp_path, monkeypatch):
+    """A command run in a subfolder of the project uses the project's store, not a new empty one there."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "LWGAN_EXPERIMENT", "LWGAN_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    project = tmp_path / "project"
+    (project / "notebooks" / "deep").mkdir(parents=True)
+    (project / ".git").mkdir()
+    (project / "mlflow.env").write_text("MLFLOW_TRACKING_URI=sqlite:///store/ml.db\nMLFLOW_EXPERIMENT_NAME=mine\n")
+    monkeypatch.chdir(project / "notebooks" / "deep")
+    assert tracking_uri() == f"sqlite:///{project.resolve()}/store/ml.db" and experiment_name() == "mine"
+    # The walk stops at the repository root: an mlflow.env above it is not this project's.
+    (tmp_path / "mlflow.env").write_text("MLFLOW_TRACKING_URI=sqlite:///outer.db\n")
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / ".git").mkdir()
+    monkeypatch.chdir(tmp_path / "inner")
+    assert tracking_uri() == f"sqlite:///{(tmp_path / 'inner').resolve()}/mlflow.db"
+    # Outside any project: the current folder.
+    (tmp_path / "mlflow.env").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
 
 
 def test_writer_produces_the_interfaces_schema(tmp_path):
