@@ -1,0 +1,286 @@
+"""One arm against another on one metric, from per-seed values: the statistics every table, factor
+contrast and verdict of the report is built from.
+
+- **Paired by seed** (the default): a seed fixes the initialisation and the data stream in every
+  variant (common random numbers), so when the two arms share >= 2 completed seeds the contrast is
+  taken on the per-seed differences of those seeds: paired t-test (``scipy.stats.ttest_rel``) and
+  the t-interval of the mean difference. Seeds only one arm completed are left out of a paired
+  contrast.
+- **Welch** otherwise (no shared seeds, e.g. a copy of the baseline run on other seeds): Welch's
+  unequal-variance t-test (``scipy.stats.ttest_ind(equal_var=False)``) and the Welch-Satterthwaite
+  interval of the difference of means.
+- With fewer than ``MIN_SEEDS_TEST`` seeds (pairs, or per arm) there is no test and no t-interval:
+  the per-seed values and their range are reported instead (a t-interval with 1 degree of freedom,
+  t = 12.7, is not information).
+- **Relative change** ``pct = 100 (mean_A - mean_B) / |mean_B|`` with a **delta-method** interval
+  that includes the reference arm's own uncertainty (and, paired, the covariance of the arms):
+  Var(r) ~ Var(mean_A - r mean_B) / mean_B^2 for the ratio r = mean_A / mean_B.
+- Power (``statsmodels.stats.power``): the minimum detectable difference at this n, and the seeds a
+  given difference needs, at a given alpha and power.
+
+Every function is pure: values in, numbers out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+CONFIDENCE = 0.95
+ALPHA = 0.05
+POWER = 0.8
+MIN_SEEDS_TEST = 3  # tests and t-intervals from 3 seeds (pairs, or per arm) on
+MAX_SEEDS_REPORTED = 1000  # a "seeds needed" above this is reported as "> 1000"
+_REL_TOL = 1e-9  # a spread below this fraction of the values' magnitude is rounding noise: treated as 0
+
+PAIRED = "paired t"
+WELCH = "Welch t"
+NO_TEST = "none"
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Arm A against arm B (the reference) on one metric. ``diff`` = mean_A - mean_B.
+
+    ``test``: PAIRED, WELCH or NO_TEST (too few seeds). With a test: ``diff_lo/hi`` is the 95%
+    t-interval, ``p`` the two-sided p-value, ``pct_lo/hi`` the delta-method interval of ``pct``.
+    Without: ``range_lo/hi`` (and ``pct_range_lo/hi``) bound the per-seed differences (paired) or
+    every difference of an A value and a B value (unpaired). ``sd``: the sd that power uses (of the
+    paired differences, or the pooled sd of the arms).
+    """
+
+    test: str
+    n_a: int
+    n_b: int
+    n_pairs: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    diff_lo: float = math.nan
+    diff_hi: float = math.nan
+    p: float = math.nan
+    pct: float = math.nan
+    pct_lo: float = math.nan
+    pct_hi: float = math.nan
+    range_lo: float = math.nan
+    range_hi: float = math.nan
+    pct_range_lo: float = math.nan
+    pct_range_hi: float = math.nan
+    sd: float = math.nan
+    df: float = math.nan
+    seeds: tuple[int, ...] = ()  # the seeds that entered (paired: the shared ones)
+
+    @property
+    def paired(self) -> bool:
+        return self.test == PAIRED
+
+    @property
+    def tested(self) -> bool:
+        return self.test != NO_TEST and math.isfinite(self.p)
+
+    @property
+    def n(self) -> int:
+        """Seeds per arm as power sees them (pairs, or the smaller arm)."""
+        return self.n_pairs if self.test == PAIRED else min(self.n_a, self.n_b)
+
+
+def _clean(values: Mapping[int, float]) -> dict[int, float]:
+    return {int(s): float(v) for s, v in values.items() if v is not None and math.isfinite(float(v))}
+
+
+def _var(arr: np.ndarray) -> float:
+    """Sample variance, 0 when the values agree up to floating-point rounding."""
+    if arr.size < 2:
+        return math.nan
+    var = float(arr.var(ddof=1))
+    scale = float(np.max(np.abs(arr))) if arr.size else 0.0
+    return 0.0 if var <= (_REL_TOL * max(scale, 1e-300)) ** 2 else var
+
+
+def _tq(df: float, confidence: float) -> float:
+    return float(sps.t.ppf(0.5 + confidence / 2, df))
+
+
+def _pct(x: float, scale: float) -> float:
+    return 100.0 * x / scale if scale > 1e-12 else math.nan
+
+
+def contrast(
+    a: Mapping[int, float],
+    b: Mapping[int, float],
+    confidence: float = CONFIDENCE,
+    paired: bool | None = None,
+    min_seeds: int = MIN_SEEDS_TEST,
+) -> Contrast:
+    """Arm ``a`` against reference arm ``b``, both ``{seed: final value}`` (NaNs dropped).
+
+    ``paired``: None = paired when the arms share >= 2 seeds, else Welch; True / False forces it
+    (True with < 2 shared seeds falls back to Welch).
+    """
+    a, b = _clean(a), _clean(b)
+    common = sorted(set(a) & set(b))
+    use_paired = len(common) >= 2 if paired is None else (paired and len(common) >= 2)
+    if use_paired:
+        va = np.array([a[s] for s in common])
+        vb = np.array([b[s] for s in common])
+        return _paired(va, vb, tuple(common), len(a), len(b), confidence, min_seeds)
+    return _welch(np.array(list(a.values())), np.array(list(b.values())), tuple(sorted(set(a) | set(b))), confidence, min_seeds)
+
+
+def _paired(va: np.ndarray, vb: np.ndarray, seeds: tuple[int, ...], n_a: int, n_b: int, confidence: float, min_seeds: int) -> Contrast:
+    n = va.size
+    d = va - vb
+    mean_a, mean_b, diff = float(va.mean()), float(vb.mean()), float(d.mean())
+    scale = abs(mean_b)
+    var_d = _var(d)
+    sd = math.sqrt(var_d) if math.isfinite(var_d) else math.nan
+    base = dict(n_a=n_a, n_b=n_b, n_pairs=n, mean_a=mean_a, mean_b=mean_b, diff=diff, pct=_pct(diff, scale), sd=sd, seeds=seeds)
+    if n < min_seeds:
+        pct_d = 100.0 * d / scale if scale > 1e-12 else np.full(n, math.nan)
+        return Contrast(NO_TEST, **base, range_lo=float(d.min()), range_hi=float(d.max()),
+                        pct_range_lo=float(pct_d.min()), pct_range_hi=float(pct_d.max()))
+    df = n - 1
+    half = _tq(df, confidence) * sd / math.sqrt(n)
+    p = math.nan
+    if var_d > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = float(sps.ttest_rel(va, vb).pvalue)
+    pct_lo = pct_hi = math.nan
+    if scale > 1e-12:
+        r = mean_a / mean_b
+        e = va - r * vb  # linearisation of the ratio estimator (delta method), paired
+        se_r = math.sqrt(max(_var(e), 0.0) / n) / scale
+        centre = 100.0 * diff / scale
+        pct_half = 100.0 * _tq(df, confidence) * se_r
+        pct_lo, pct_hi = centre - pct_half, centre + pct_half
+    return Contrast(PAIRED, **base, diff_lo=diff - half, diff_hi=diff + half, p=p, pct_lo=pct_lo, pct_hi=pct_hi, df=float(df))
+
+
+def _welch(va: np.ndarray, vb: np.ndarray, seeds: tuple[int, ...], confidence: float, min_seeds: int) -> Contrast:
+    n_a, n_b = va.size, vb.size
+    mean_a = float(va.mean()) if n_a else math.nan
+    mean_b = float(vb.mean()) if n_b else math.nan
+    diff = mean_a - mean_b
+    scale = abs(mean_b) if n_b else 0.0
+    var_a, var_b = _var(va), _var(vb)
+    sd = math.sqrt((var_a + var_b) / 2) if math.isfinite(var_a) and math.isfinite(var_b) else math.nan
+    base = dict(n_a=n_a, n_b=n_b, n_pairs=0, mean_a=mean_a, mean_b=mean_b, diff=diff, pct=_pct(diff, scale), sd=sd, seeds=seeds)
+    if n_a == 0 or n_b == 0:
+        return Contrast(NO_TEST, **base)
+    if n_a < min_seeds or n_b < min_seeds:
+        lo, hi = float(va.min() - vb.max()), float(va.max() - vb.min())
+        return Contrast(NO_TEST, **base, range_lo=lo, range_hi=hi, pct_range_lo=_pct(lo, scale), pct_range_hi=_pct(hi, scale))
+    sa, sb = var_a / n_a, var_b / n_b
+    se2 = sa + sb
+    if se2 == 0:
+        return Contrast(WELCH, **base, diff_lo=diff, diff_hi=diff, df=math.nan)
+    df = se2**2 / (sa**2 / (n_a - 1) + sb**2 / (n_b - 1))
+    half = _tq(df, confidence) * math.sqrt(se2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(sps.ttest_ind(va, vb, equal_var=False).pvalue)
+    pct_lo = pct_hi = math.nan
+    if scale > 1e-12:
+        r = mean_a / mean_b
+        ua, ub = sa, r * r * sb  # Var(mean_A) + r^2 Var(mean_B): independent arms
+        se_r = math.sqrt(ua + ub) / scale
+        df_r = (ua + ub) ** 2 / (ua**2 / (n_a - 1) + ub**2 / (n_b - 1)) if ua + ub > 0 else df
+        centre = 100.0 * diff / scale
+        pct_half = 100.0 * _tq(df_r, confidence) * se_r
+        pct_lo, pct_hi = centre - pct_half, centre + pct_half
+    return Contrast(WELCH, **base, diff_lo=diff - half, diff_hi=diff + half, p=p, pct_lo=pct_lo, pct_hi=pct_hi, df=float(df))
+
+
+# ----------------------------------------------------------------------------------
+# Multiplicity
+# ----------------------------------------------------------------------------------
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (``statsmodels.stats.multitest.multipletests``, method
+    'holm'); NaNs stay NaN and are not counted in the family."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(list(pvalues), dtype=float)
+    out = np.full(p.shape, math.nan)
+    valid = np.isfinite(p)
+    if valid.any():
+        out[valid] = multipletests(p[valid], alpha=ALPHA, method="holm")[1]
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# Correlations
+# ----------------------------------------------------------------------------------
+
+
+def fisher_ci(r: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Interval of a Pearson correlation from ``n`` pairs on Fisher's z (as
+    ``scipy.stats.pearsonr(...).confidence_interval()``); NaN below 4 pairs."""
+    if not math.isfinite(r) or n < 4:
+        return math.nan, math.nan
+    z = math.atanh(max(-1 + 1e-15, min(1 - 1e-15, r)))
+    half = float(sps.norm.ppf(0.5 + confidence / 2)) / math.sqrt(n - 3)
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+# ----------------------------------------------------------------------------------
+# Power
+# ----------------------------------------------------------------------------------
+
+
+def _power_solver(paired: bool):
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    return TTestPower() if paired else TTestIndPower()
+
+
+def min_detectable(n: int, sd: float, paired: bool, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest |difference| a two-sided t-test detects with ``power`` at ``alpha`` with ``n`` seeds
+    (pairs, or per arm), given the seed-to-seed ``sd`` (of the differences when paired, pooled
+    otherwise). NaN when n < 2 or sd is not positive."""
+    if n < 2 or not math.isfinite(sd) or sd <= 0:
+        return math.nan
+    solver = _power_solver(paired)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if paired:
+            d = solver.solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
+        else:
+            d = solver.solve_power(effect_size=None, nobs1=n, ratio=1.0, alpha=alpha, power=power, alternative="two-sided")
+    return float(np.asarray(d).item()) * sd
+
+
+def seeds_needed(effect: float, sd: float, paired: bool, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Seeds (pairs, or per arm) a two-sided t-test needs to detect a true difference ``effect`` with
+    ``power`` at ``alpha``, given the seed-to-seed ``sd``; at least 2 (paired) / 2 per arm. NaN when
+    undefined; ``inf`` above MAX_SEEDS_REPORTED."""
+    if not (math.isfinite(effect) and math.isfinite(sd)) or sd <= 0 or effect == 0:
+        return math.nan
+    es = abs(effect) / sd
+    solver = _power_solver(paired)
+    # The power at the smallest n already suffices: no solve needed (and the solver's bracket starts above it).
+    if _power(solver, es, 2, alpha, paired) >= power:
+        return 2.0
+    if _power(solver, es, MAX_SEEDS_REPORTED, alpha, paired) < power:
+        return math.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if paired:
+            n = solver.solve_power(effect_size=es, nobs=None, alpha=alpha, power=power, alternative="two-sided")
+        else:
+            n = solver.solve_power(effect_size=es, nobs1=None, ratio=1.0, alpha=alpha, power=power, alternative="two-sided")
+    n = float(np.asarray(n).item())
+    return float(math.ceil(n - 1e-9)) if math.isfinite(n) else math.nan
+
+
+def _power(solver, es: float, n: int, alpha: float, paired: bool) -> float:
+    if paired:
+        return float(solver.power(effect_size=es, nobs=n, alpha=alpha, alternative="two-sided"))
+    return float(solver.power(effect_size=es, nobs1=n, ratio=1.0, alpha=alpha, alternative="two-sided"))
