@@ -14,22 +14,22 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from lwgan import vocab
 from lwgan.report import figures, stats, tables
 from lwgan.report.collect import StudyRuns, json_tag
 from lwgan.report.document import DAGGER, Block, Bullets, Heading, Image, PageBreak, Paragraph, Table
 from lwgan.report.findings import findings
 
-BASELINE = "baseline"
 BACKBONE_NAMES = {"vgg19": ("VGG19", "perceptual losses"), "sphereface20": ("SphereFace-20", "face losses"),
                   "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS", "LPIPS scores")}
+# One curve figure per lwgan/vocab.py group: (file name, title, group); the keys are read at call time.
 CURVE_GROUPS = (
-    ("curves_G", "Generator loss terms", ("loss/G_adv", "loss/G_rec", "loss/G_tsf", "loss/G_style", "loss/G_face",
-                                          "loss/G_mask", "loss/G_mask_smooth", "loss/G_total")),
-    ("curves_D", "Discriminator loss terms", ("loss/D_real", "loss/D_fake", "loss/D_gp", "loss/D_total")),
-    ("d_outputs", "Mean discriminator outputs D(real) and D(fake)", ("D/real_mean", "D/fake_mean")),
-    ("learning_rates", "Learning rates", ("lr/G", "lr/D")),
-    ("grad_norms", "Gradient norms", ("grad_norm/G", "grad_norm/D")),
-    ("eval", "Evaluation metrics on the fixed validation pairs", tables.EVAL_KEYS),
+    ("curves_G", "Generator loss terms", vocab.Group.GENERATOR),
+    ("curves_D", "Discriminator loss terms", vocab.Group.DISCRIMINATOR),
+    ("d_outputs", "Mean discriminator outputs D(real) and D(fake)", vocab.Group.D_OUTPUTS),
+    ("learning_rates", "Learning rates", vocab.Group.LR),
+    ("grad_norms", "Gradient norms", vocab.Group.GRAD_NORM),
+    ("eval", "Evaluation metrics on the fixed validation pairs", vocab.Group.EVAL),
 )
 SAMPLE_COLUMNS = "columns: source | reference | warped source | output | target; rows: the fixed validation pairs"
 SAMPLES_PER_PANEL = 3
@@ -56,7 +56,7 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "study"
 
 
-def variant_order(runs: pd.DataFrame, study_spec: dict[str, Any], baseline: str = BASELINE) -> list[str]:
+def variant_order(runs: pd.DataFrame, study_spec: dict[str, Any], baseline: str = vocab.BASELINE) -> list[str]:
     """Baseline first, then the order of the study file's ``variants`` when it has one, then first start time."""
     present = list(dict.fromkeys(runs.sort_values("start_time", kind="stable")["variant"]))
     declared: list[str] = []
@@ -81,17 +81,17 @@ def variant_descriptions(study_spec: dict[str, Any]) -> dict[str, str]:
     elif isinstance(spec_variants, list):
         out = {str(v.get("name")): str(v.get("description", "")) for v in spec_variants if isinstance(v, dict)}
     if out and any(out.values()):
-        out.setdefault(BASELINE, "reference defaults + profile")
+        out.setdefault(vocab.BASELINE, "reference defaults + profile")
     return out
 
 
-def analyse(data: StudyRuns, window: float = 0.2, baseline: str = BASELINE) -> Analysis:
+def analyse(data: StudyRuns, window: float = 0.2, baseline: str = vocab.BASELINE) -> Analysis:
     variants = variant_order(data.runs, data.study_spec, baseline)
-    done = data.runs[data.runs["status"] == "completed"]
+    done = data.runs[data.runs["status"] == vocab.TrialStatus.COMPLETED]
     metrics = data.metrics[data.metrics["run_id"].isin(done["run_id"])]
     finals = stats.final_values(metrics, window)
     present = set(metrics["key"])
-    keys = [k for k in tables.ALL_LOSS_KEYS + tables.EVAL_KEYS if k in present]
+    keys = [k for k in tables.all_loss_keys() + tables.eval_keys() if k in present]
     comparison = stats.compare_to_baseline(finals, keys, variants, baseline)
     osc = stats.oscillation(metrics, window)
     stability = stats.summarize_by_variant(osc, ["resid_sd_G", "resid_rel_G", "resid_sd_D", "resid_rel_D", "corr_GD"],
@@ -114,7 +114,7 @@ def _unique_tag(runs: pd.DataFrame, tag: str) -> list[str]:
 def backbone_lines(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(warnings in bold for every stand-in backbone, plain status lines)."""
     statuses: dict[str, set[str]] = {}
-    for text in _unique_tag(runs, "lwgan.backbone_status"):
+    for text in _unique_tag(runs, vocab.Tag.BACKBONE_STATUS):
         for name, status in json_tag({"x": text}, "x").items():
             statuses.setdefault(str(name), set()).add(str(status))
     warnings, lines = [], []
@@ -142,11 +142,11 @@ def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     tags = data.parent_tags
     warnings, backbone_status = backbone_lines(data.runs)
     # The parent's tags describe the study; trials carry the same facts per run (fallback).
-    dataset_kind = tags.get("lwgan.dataset_kind") or "/".join(_unique_tag(data.runs, "lwgan.dataset_kind"))
-    datasets = _unique_tag(data.runs, "lwgan.dataset")
-    body_kind = tags.get("lwgan.body_model_kind") or "/".join(_unique_tag(data.runs, "lwgan.body_model_kind"))
-    bodies = _unique_tag(data.runs, "lwgan.body_model")
-    versions = json_tag(tags, "lwgan.versions")
+    dataset_kind = tags.get(vocab.Tag.DATASET_KIND) or "/".join(_unique_tag(data.runs, vocab.Tag.DATASET_KIND))
+    datasets = _unique_tag(data.runs, vocab.Tag.DATASET)
+    body_kind = tags.get(vocab.Tag.BODY_MODEL_KIND) or "/".join(_unique_tag(data.runs, vocab.Tag.BODY_MODEL_KIND))
+    bodies = _unique_tag(data.runs, vocab.Tag.BODY_MODEL)
+    versions = json_tag(tags, vocab.Tag.VERSIONS)
     dataset_text = (dataset_kind or "unknown kind") + (f" ({'; '.join(datasets)})" if datasets else "")
     if dataset_kind == "synthetic":
         dataset_text = f"**synthetic mini-iPER** ({'; '.join(datasets) or 'generated'})"
@@ -154,16 +154,16 @@ def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     if body_kind == "generated":
         body_text = f"**generated stand-in body model, not SMPL** ({'; '.join(bodies) or 'generated'})"
     items = [
-        f"Profile: {tags.get('lwgan.profile', 'not recorded')}",
+        f"Profile: {tags.get(vocab.Tag.PROFILE, 'not recorded')}",
         f"Dataset: {dataset_text}",
         f"Body model: {body_text}",
         f"Backbones: {'; '.join(backbone_status) if backbone_status else 'status not recorded'}",
-        f"Device: {', '.join(_unique_tag(data.runs, 'lwgan.device')) or 'not recorded'}",
-        f"Git commit: {tags.get('lwgan.git_commit', 'not recorded')}",
+        f"Device: {', '.join(_unique_tag(data.runs, vocab.Tag.DEVICE)) or 'not recorded'}",
+        f"Git commit: {tags.get(vocab.Tag.GIT_COMMIT, 'not recorded')}",
         "Package versions: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else "not recorded"),
     ]
-    if tags.get("lwgan.study_file"):
-        items.append(f"Study file: {tags['lwgan.study_file']}")
+    if tags.get(vocab.Tag.STUDY_FILE):
+        items.append(f"Study file: {tags[vocab.Tag.STUDY_FILE]}")
     blocks: list[Block] = [Heading("Design")]
     blocks += [Paragraph(w) for w in warnings]
     blocks.append(Bullets(items))
@@ -177,7 +177,7 @@ def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
 
 
 def excluded_counts(runs: pd.DataFrame) -> dict[str, int]:
-    return {s: int((runs["status"] == s).sum()) for s in tables.STATUSES if s != "completed"}
+    return {s: int((runs["status"] == s).sum()) for s in tables.STATUSES if s != vocab.TrialStatus.COMPLETED}
 
 
 def accounting_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
@@ -205,7 +205,7 @@ def accounting_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
 
 def window_text(an: Analysis) -> str:
     pct = f"{100 * an.window:g}%"
-    ref = an.finals[an.finals["key"] == "loss/G_total"]
+    ref = an.finals[an.finals["key"] == vocab.G_TOTAL]
     if ref.empty:
         ref = an.finals
     example = ""
@@ -239,9 +239,9 @@ def delta_blocks(an: Analysis) -> list[Block]:
                                     "Table 1 layout: stabilisers, TTUR and loss weights per variant, and the change of "
                                     "the face, transfer and reconstruction losses against the baseline."))
     for keys, caption in (
-        ([k for k in tables.G_LOSS_KEYS if k in an.keys], "Other generator loss terms."),
-        ([k for k in tables.D_LOSS_KEYS if k in an.keys], "Discriminator loss terms."),
-        ([k for k in tables.EVAL_KEYS if k in an.keys], "Evaluation metrics (fixed validation pairs; higher is better for SSIM and PSNR, lower for LPIPS and FID)."),
+        ([k for k in tables.g_loss_keys() if k in an.keys], "Other generator loss terms."),
+        ([k for k in tables.d_loss_keys() if k in an.keys], "Discriminator loss terms."),
+        ([k for k in tables.eval_keys() if k in an.keys], "Evaluation metrics (fixed validation pairs; higher is better for SSIM and PSNR, lower for LPIPS and FID)."),
     ):
         if keys:
             blocks.append(_with_caption(tables.delta_table(an.comparison, an.variants, an.baseline, keys), caption))
@@ -279,8 +279,8 @@ def curve_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
     present = set(an.completed_metrics["key"])
     variants = [v for v in an.variants if v in set(an.completed_metrics["variant"])]
     window_start = an.finals.groupby("key")["first_step"].median().to_dict()
-    for name, title, keys in CURVE_GROUPS:
-        keys = [k for k in keys if k in present]
+    for name, title, group in CURVE_GROUPS:
+        keys = [k for k in vocab.names(group) if k in present]
         if not keys:
             continue
         fig = figures.curves_figure(an.completed_metrics, keys, variants, palette, ncols=2 if len(keys) > 1 else 1,
@@ -294,7 +294,7 @@ def curve_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
 def stability_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
     blocks: list[Block] = [Heading("Stability")]
     if an.oscillation.empty:
-        return blocks + [Paragraph("No completed run logged loss/G_total or loss/D_total: no stability measures.")]
+        return blocks + [Paragraph(f"No completed run logged {vocab.G_TOTAL} or {vocab.D_TOTAL}: no stability measures.")]
     blocks.append(Paragraph(
         f"Oscillation per run over the final window ({100 * an.window:g}% of the logged points): the standard deviation of "
         "the residual of loss/G_total and loss/D_total after subtracting their EMA (absolute, and in % of the mean EMA "
@@ -312,7 +312,7 @@ def stability_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
 def pick_sample_runs(runs: pd.DataFrame, variants: Sequence[str]) -> dict[str, pd.Series]:
     """One run per variant, the same seed everywhere when possible: the smallest seed completed in
     every variant, else each variant's lowest completed seed, else its lowest seed of any status."""
-    done = runs[runs["status"] == "completed"]
+    done = runs[runs["status"] == vocab.TrialStatus.COMPLETED]
     seed_sets = [set(done.loc[done["variant"] == v, "seed"].dropna()) for v in variants]
     common = set.intersection(*seed_sets) if seed_sets and all(seed_sets) else set()
     chosen = {}
@@ -336,7 +336,7 @@ def sample_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: Callable[
     for variant, run in pick_sample_runs(data.runs, an.variants).items():
         rel = f"samples/{safe_name(variant)}_seed{run['seed']}.png"
         path = fetch(run["run_id"], out_dir / rel)
-        label = f"{variant} (seed {run['seed']}" + ("" if run["status"] == "completed" else f", {run['status']}") + ")"
+        label = f"{variant} (seed {run['seed']}" + ("" if run["status"] == vocab.TrialStatus.COMPLETED else f", {run['status']}") + ")"
         if path is None:
             missing.append(f"{variant}: run {run['run_id'][:8]} has no samples/final.png")
             continue

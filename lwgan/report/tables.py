@@ -13,13 +13,29 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from lwgan import vocab
 from lwgan.report.document import Cell, Table
 
-MAIN_KEYS = ("loss/G_face", "loss/G_tsf", "loss/G_rec")
-G_LOSS_KEYS = ("loss/G_adv", "loss/G_style", "loss/G_mask", "loss/G_mask_smooth", "loss/G_total")
-D_LOSS_KEYS = ("loss/D_real", "loss/D_fake", "loss/D_gp", "loss/D_total")
-EVAL_KEYS = ("eval/ssim", "eval/psnr", "eval/lpips", "eval/fid")
-ALL_LOSS_KEYS = MAIN_KEYS + G_LOSS_KEYS + D_LOSS_KEYS
+# The seed paper's Table 1 columns; every other metric's table follows its lwgan/vocab.py group.
+MAIN_KEYS = (vocab.G_FACE, vocab.G_TSF, vocab.G_REC)
+S = vocab.TrialStatus
+
+
+def g_loss_keys() -> tuple[str, ...]:
+    """The other generator terms and the total (vocab order), read at call time."""
+    return tuple(k for k in vocab.names(vocab.Group.GENERATOR) if k not in MAIN_KEYS)
+
+
+def d_loss_keys() -> tuple[str, ...]:
+    return vocab.names(vocab.Group.DISCRIMINATOR)
+
+
+def eval_keys() -> tuple[str, ...]:
+    return vocab.names(vocab.Group.EVAL)
+
+
+def all_loss_keys() -> tuple[str, ...]:
+    return MAIN_KEYS + g_loss_keys() + d_loss_keys()
 
 # Keys that Table 1 shows in its own columns; every other config difference goes to "Other changes".
 TABLE1_DESIGN_KEYS = ("spectral_norm", "spectral_norm_G", "gp_weight", "lr_G", "lr_D", "lr_final")
@@ -31,7 +47,11 @@ YES = "\u2713"
 
 
 def metric_label(key: str, delta: bool = False) -> str:
-    """``loss/G_face`` -> ``L_face`` (``ΔL_face`` with delta), ``loss/D_real`` -> ``D_real``, ``eval/ssim`` -> ``SSIM``."""
+    """``loss/G_face`` -> ``L_face`` (``ΔL_face`` with delta), ``loss/D_real`` -> ``D_real``, ``eval/ssim`` -> ``SSIM``:
+    the label lwgan/vocab.py gives the metric; an unregistered name is labelled by the same rule."""
+    if key in vocab.METRICS:
+        label = vocab.label(key)
+        return ("\u0394" + label) if delta else label
     group, _, name = key.partition("/")
     if group == "loss" and name.startswith("G_"):
         label = "L_" + name[2:]
@@ -112,7 +132,7 @@ def variant_params(runs: pd.DataFrame, variant: str) -> dict[str, Any]:
     if sub.empty:
         return {}
     # Prefer a completed run (a failed one may have died before logging every param), then the lowest seed.
-    sub = sub.assign(_rank=(sub["status"] != "completed").astype(int)).sort_values(["_rank", "seed"], kind="stable")
+    sub = sub.assign(_rank=(sub["status"] != S.COMPLETED).astype(int)).sort_values(["_rank", "seed"], kind="stable")
     first = sub.iloc[0]
     out = {}
     for col in runs.columns:
@@ -191,7 +211,8 @@ def design_table(runs: pd.DataFrame, variants: Sequence[str], baseline: str, des
 # Run accounting
 # ----------------------------------------------------------------------------------
 
-STATUSES = ("completed", "diverged", "failed", "pruned", "running")
+# Trial outcomes the accounting table counts, in column order (a 'pending' trial has no MLflow run).
+STATUSES = (S.COMPLETED, S.DIVERGED, S.FAILED, S.PRUNED, S.RUNNING)
 
 
 def accounting_table(runs: pd.DataFrame, variants: Sequence[str]) -> Table:
@@ -199,19 +220,19 @@ def accounting_table(runs: pd.DataFrame, variants: Sequence[str]) -> Table:
     for variant in variants:
         sub = runs[runs["variant"] == variant].sort_values("seed", kind="stable")
         counts = {s: int((sub["status"] == s).sum()) for s in STATUSES}
-        div = sub[sub["status"] == "diverged"]
-        div_text = str(counts["diverged"])
-        if counts["diverged"]:
+        div = sub[sub["status"] == S.DIVERGED]
+        div_text = str(counts[S.DIVERGED])
+        if counts[S.DIVERGED]:
             div_text += " (" + ", ".join(
                 f"seed {fmt_value(r.seed)} @ step {'?' if pd.isna(r.diverged_step) else int(r.diverged_step)}" for r in div.itertuples()
             ) + ")"
-        failed = sub[sub["status"] == "failed"]
-        failed_text = str(counts["failed"])
-        if counts["failed"]:
+        failed = sub[sub["status"] == S.FAILED]
+        failed_text = str(counts[S.FAILED])
+        if counts[S.FAILED]:
             failed_text += " (seed " + ", ".join(fmt_value(s) for s in failed["seed"]) + ")"
         rows.append([
-            Cell(variant), Cell(str(len(sub))), Cell(str(counts["completed"])), Cell(div_text),
-            Cell(failed_text), Cell(str(counts["pruned"])), Cell(str(counts["running"])),
+            Cell(variant), Cell(str(len(sub))), Cell(str(counts[S.COMPLETED])), Cell(div_text),
+            Cell(failed_text), Cell(str(counts[S.PRUNED])), Cell(str(counts[S.RUNNING])),
         ])
     return Table(
         ["Variant", "Trials", "Completed", "Diverged", "Failed", "Pruned", "Running"], rows,
@@ -222,23 +243,23 @@ def accounting_table(runs: pd.DataFrame, variants: Sequence[str]) -> Table:
 def failure_notes(runs: pd.DataFrame, variants: Sequence[str] | None = None) -> list[str]:
     """One line per non-completed run with its reason; runs that failed with the same message share a line."""
     order = {v: i for i, v in enumerate(variants or sorted(runs["variant"].unique()))}
-    bad = runs[runs["status"] != "completed"].copy()
+    bad = runs[runs["status"] != S.COMPLETED].copy()
     bad["_order"] = bad["variant"].map(lambda v: order.get(v, len(order)))
     bad = bad.sort_values(["_order", "seed"], kind="stable")
     notes = []
-    for r in bad[bad["status"] == "diverged"].itertuples():
+    for r in bad[bad["status"] == S.DIVERGED].itertuples():
         what = f"{r.variant}, seed {fmt_value(r.seed)} (run {r.run_id[:8]}): "
         error = r.error if isinstance(r.error, str) else ""
-        if error.startswith("diverged"):  # the trainer's message already says it (LossDivergedError)
+        if error.startswith(S.DIVERGED.value):  # the trainer's message already says it (LossDivergedError)
             what += error
         else:
-            what += "diverged"
+            what += S.DIVERGED.value
             if not pd.isna(r.diverged_step):
                 what += f" at step {int(r.diverged_step)}"
             if error:
                 what += f" \u2013 {error}"
         notes.append(what)
-    rest = bad[bad["status"] != "diverged"]
+    rest = bad[bad["status"] != S.DIVERGED]
     reasons = rest["error"].where(rest["error"].map(lambda e: isinstance(e, str) and bool(e)), None)
     for (status, reason), grp in rest.groupby([rest["status"], reasons.fillna("")], sort=False):
         who = "; ".join(
@@ -248,7 +269,7 @@ def failure_notes(runs: pd.DataFrame, variants: Sequence[str] | None = None) -> 
         runs_txt = ", ".join(r[:8] for r in grp["run_id"])
         if reason:
             tail = f" \u2013 {reason}"
-        elif status == "failed":
+        elif status == S.FAILED:
             tail = " \u2013 no error message was recorded"
         else:
             tail = ""
