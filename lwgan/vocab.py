@@ -45,6 +45,7 @@ class Group(_StrEnum):
     PERF = "perf"                    # perf/*: throughput
     PROGRESS = "progress"            # epoch
     STABILITY = "stability"          # stability/*: per-run measures computed by lwgan.report.stability (not logged per step)
+    UNWEIGHTED = "unweighted"        # unweighted/*: a loss term / its weight (term / lambda), derived by the report
 
 
 class Direction(_StrEnum):
@@ -160,6 +161,22 @@ STABILITY_METRICS = tuple(n for n, m in METRICS.items() if m.group is Group.STAB
 # Positive scale measures: averaged and plotted on a log scale.
 STABILITY_LOG_SCALE = (STABILITY_SWING_G, STABILITY_SWING_D, STABILITY_NOISE_G, STABILITY_NOISE_D)
 
+# Loss terms divided by their weight (term / lambda), derived per run by lwgan.report.verdicts from the
+# logged weighted term and the run's config key, so "lambda_rec = 15 raises L_rec" and "reconstruction
+# got worse" are told apart. WEIGHT_KEYS: the weighted term -> the flat config key that weights it.
+WEIGHT_KEYS: dict[str, str] = {
+    G_ADV: "lambda_adv", G_REC: "lambda_rec", G_TSF: "lambda_tsf", G_STYLE: "lambda_style", G_FACE: "lambda_face",
+    G_MASK: "lambda_mask", G_MASK_SMOOTH: "lambda_mask_smooth",
+    D_REAL: "lambda_D_prob", D_FAKE: "lambda_D_prob", D_GP: "gp_weight",
+}
+UNWEIGHTED_PREFIX = "unweighted/"
+UNWEIGHTED: dict[str, str] = {term: UNWEIGHTED_PREFIX + term[len(LOSS_PREFIX):] for term in WEIGHT_KEYS}
+METRICS.update(_metrics(*(
+    Metric(UNWEIGHTED[term], Group.UNWEIGHTED, _L, label=f"{METRICS[term].short}/{'gp' if key == 'gp_weight' else 'λ'}",
+           description=f"{term} / {key}: the term before weighting")
+    for term, key in WEIGHT_KEYS.items()
+)))
+
 
 def metric(name: str) -> Metric:
     """The registered metric ``name``; KeyError naming lwgan/vocab.py when it is not registered."""
@@ -238,6 +255,21 @@ class StudyStatus(_StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class Verdict(_StrEnum):
+    """The report's verdict on a claim of the study file (lwgan.report.verdicts)."""
+
+    CONFIRMED = "confirmed"        # significant after Holm across the study's claims, in the claimed direction
+    CONTRADICTED = "contradicted"  # significant after Holm, in the other direction
+    INCONCLUSIVE = "inconclusive"  # neither (or untestable: too few seeds, no spread, missing runs)
+
+
+class ClaimKind(_StrEnum):
+    """The testable forms of a claim (study file ``claims:``)."""
+
+    DELTA = "delta"      # a variant against the baseline on a metric, with the paper's value
+    COMPARE = "compare"  # variant A against variant B (or the baseline), with a claimed direction
+
+
 class Role(_StrEnum):
     """Values of the ``lwgan.role`` tag."""
 
@@ -279,6 +311,14 @@ class Tag:
     BODY_MODEL = "lwgan.body_model"
     DATASET = "lwgan.dataset"
     DEVICE = "lwgan.device"
+    # parent run: the report's verdict on each claim of the study file (lwgan.report.verdicts)
+    CLAIM_PREFIX = "lwgan.claim."  # + claim id: "confirmed | contradicted | inconclusive: <estimate> ..."
+    CLAIMS_SUMMARY = "lwgan.claims"  # "3 confirmed, 1 contradicted, 8 inconclusive of 12"
+
+    @staticmethod
+    def claim(claim_id: str) -> str:
+        """``lwgan.claim.<id>``: the parent's tag holding that claim's verdict."""
+        return Tag.CLAIM_PREFIX + str(claim_id)
 
     @staticmethod
     def trials_count(status: str) -> str:
