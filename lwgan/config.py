@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
@@ -49,7 +50,10 @@ class ModelConfig:
     conv_dim: int = 64  # first-layer width of every generator stream
     n_res_blocks: int = 6  # residual blocks at 1/8 resolution
     ndf: int = 64  # discriminator first-layer width
-    d_layers: int = 4  # PatchGAN stride-2 layers (reference: 4 -> 14x14 patches at 256 px)
+    # PatchGAN stride-2 layers; None = scaled with the image: log2(image_size / 16) (4 at 256, 3 at 128,
+    # 2 at 64, 1 at 32), so every size keeps the reference's 14x14 patch map and its ~55% field-to-image
+    # ratio (142 px at 256). See d_stride_layers.
+    d_layers: int | None = None
     d_norm: str = "instance"  # instance | batch | none
     cond_channels: int = 3  # uv_seg condition map: (u, 1-v, background)
     # How the transformation flow's "-2 = off body" value meets the LWB resize.
@@ -70,7 +74,9 @@ class LossWeights:
     lambda_D_prob: float = 1.0  # D real/fake least squares
     lambda_rec: float = 10.0  # L1 source reconstruction
     lambda_tsf: float = 10.0  # VGG19 perceptual, transfer output vs target
-    lambda_style: float = 5.0  # Gram-matrix style loss
+    # Off in the reference's training script at its head (b041dd4: lambda_style=0.0, no --use_style);
+    # the option default there is 5. Kept as one of the eight switches.
+    lambda_style: float = 0.0  # Gram-matrix style loss
     lambda_face: float = 5.0  # SphereFace identity loss on head crops
     lambda_mask: float = 1.0  # BCE of attention masks vs crop masks
     lambda_mask_smooth: float = 1.0  # total variation of attention masks
@@ -272,8 +278,9 @@ def validate(cfg: TrainConfig) -> None:
     _check(m.conv_dim >= 4, "conv_dim", m.conv_dim, ">= 4")
     _check(m.n_res_blocks >= 1, "n_res_blocks", m.n_res_blocks, ">= 1")
     _check(m.ndf >= 4, "ndf", m.ndf, ">= 4")
-    _check(1 <= m.d_layers <= 6, "d_layers", m.d_layers, "1..6")
-    _check(m.image_size // (2**m.d_layers) >= 2, "d_layers", m.d_layers, "image_size / 2**d_layers >= 2")
+    _check(m.d_layers is None or 1 <= m.d_layers <= 6, "d_layers", m.d_layers, "1..6 or null (scaled with image_size)")
+    n_stride = d_stride_layers(m)
+    _check(m.image_size // (2**n_stride) >= 2, "d_layers", m.d_layers, "image_size / 2**d_layers >= 2")
     _check(m.face_crop in FACE_CROPS, "face_crop", m.face_crop, " | ".join(map(str, FACE_CROPS)) + " (112 = reference)")
     _check(m.cond_channels == 3, "cond_channels", m.cond_channels, "3 (uv_seg: u, 1-v, background)")
     for key, choices in CHOICES.items():
@@ -310,6 +317,15 @@ def validate(cfg: TrainConfig) -> None:
     _check(r.device == "auto" or r.device == "cpu" or r.device.startswith("cuda"), "device", r.device, "auto | cpu | cuda | cuda:N")
     _check(r.num_threads is None or r.num_threads >= 1, "num_threads", r.num_threads, ">= 1 or null")
     _check(r.divergence_threshold > 0, "divergence_threshold", r.divergence_threshold, "> 0")
+
+
+def d_stride_layers(model: ModelConfig) -> int:
+    """The discriminator's stride-2 layer count: ``d_layers`` when set, else scaled with the image so
+    the patch map stays the reference's 14x14: ``round(log2(image_size / 16))``, at least 1
+    (256 -> 4, 128 -> 3, 64 -> 2, 32 -> 1)."""
+    if model.d_layers is not None:
+        return model.d_layers
+    return max(1, round(math.log2(model.image_size / 16)))
 
 
 def diff_flat(cfg: TrainConfig, base: TrainConfig) -> dict[str, Any]:

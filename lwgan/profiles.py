@@ -1,5 +1,8 @@
 """Named profiles: flat overrides of the reference defaults that change size and length, never the method.
 
+The discriminator follows the image size (``d_layers`` null: log2(size / 16) stride-2 layers), so
+every profile keeps the reference's 14x14 patch map and ~55% receptive-field-to-image ratio.
+
 - ``small``: the default. 64 px, narrow networks, synthetic mini-iPER and the generated
   body model; 30 short epochs (5 constant + 25 decay, as the reference script) of 10
   iterations, so a baseline trains in minutes on 2 CPU cores.
@@ -36,7 +39,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ndf": 4,
         "face_crop": 28,
         "n_res_blocks": 2,
-        "d_layers": 3,
         "batch_size": 2,
         "iters_per_epoch": 2,
         "epochs_no_decay": 1,
@@ -53,7 +55,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "image_size": 256,
         "conv_dim": 64,
         "ndf": 64,
-        "batch_size": 8,
+        "batch_size": 4,  # the reference's scripts/train_iPER.sh at its head (b041dd4): one GPU, batch 4
         "iters_per_epoch": None,
         "eval_every": 1000,
         "sample_every": 1000,

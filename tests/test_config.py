@@ -8,13 +8,18 @@ from lwgan.profiles import PROFILES, missing_real_assets, resolve_config
 
 def test_defaults_are_the_reference_training_script():
     cfg = TrainConfig()
-    assert (cfg.losses.lambda_rec, cfg.losses.lambda_tsf, cfg.losses.lambda_style) == (10.0, 10.0, 5.0)
+    # style is off in scripts/train_iPER.sh at the reference's head b041dd4 (lambda_style=0.0, no --use_style)
+    assert (cfg.losses.lambda_rec, cfg.losses.lambda_tsf, cfg.losses.lambda_style) == (10.0, 10.0, 0.0)
     assert (cfg.losses.lambda_face, cfg.losses.lambda_mask, cfg.losses.lambda_mask_smooth) == (5.0, 1.0, 1.0)
     assert (cfg.losses.lambda_adv, cfg.losses.lambda_D_prob) == (1.0, 1.0)
     assert (cfg.optim.lr_G, cfg.optim.lr_D, cfg.optim.lr_final) == (2e-4, 2e-4, 2e-6)
     assert (cfg.optim.beta1, cfg.optim.beta2) == (0.5, 0.999)
     assert (cfg.optim.epochs_no_decay, cfg.optim.epochs_decay) == (5, 25)
-    assert (cfg.model.image_size, cfg.model.conv_dim, cfg.data.batch_size) == (256, 64, 8)
+    assert (cfg.model.image_size, cfg.model.conv_dim, cfg.model.ndf) == (256, 64, 64)
+    assert cfg.model.d_layers is None and cfg.model.d_norm == "instance"  # 4 stride-2 layers at 256 px
+    paper = resolve_config("paper")
+    assert (paper.model.image_size, paper.data.batch_size, paper.total_epochs) == (256, 4, 30)  # one GPU, batch 4
+    assert "lambda_style" in LAMBDA_KEYS and TrainConfig.from_flat({"lambda_style": 5}).losses.lambda_style == 5.0
     assert cfg.stabilizers.gp_weight == 0 and not cfg.stabilizers.spectral_norm
     assert cfg.stabilizers.label_smoothing == 1.0
     assert len(LAMBDA_KEYS) == 8

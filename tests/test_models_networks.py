@@ -183,6 +183,47 @@ def test_discriminator_patch_map_is_14x14_at_256px():
     assert out.shape == (1, 1, 14, 14)
 
 
+def _measured_receptive_field(D, size):
+    """Pixels whose input changes the centre output: gradient of one output w.r.t. the input (no norm,
+    so nothing couples distant pixels; weights all positive, so no gradient cancels by chance)."""
+    D = D.double()
+    with torch.no_grad():
+        for m in conv_modules(D):
+            m.weight.fill_(0.01)
+    x = torch.zeros(1, 3, size, size, dtype=torch.float64, requires_grad=True)
+    out = D(x, torch.zeros(1, 3, size, size, dtype=torch.float64))
+    c = out.shape[-1] // 2
+    out[0, 0, c, c].backward()
+    touched = x.grad.abs().sum(dim=(0, 1)) > 0
+    rows, cols = torch.nonzero(touched.any(1)).squeeze(1), torch.nonzero(touched.any(0)).squeeze(1)
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+@pytest.mark.parametrize("profile, size, n_stride, field", [("paper", 256, 4, 142), (None, 128, 3, 70), ("small", 64, 2, 34), ("tiny", 32, 1, 16)])
+def test_discriminator_keeps_the_reference_patch_map_and_field_ratio_at_every_size(profile, size, n_stride, field):
+    from lwgan.config import d_stride_layers
+    from lwgan.models.discriminator import patch_map_size, receptive_field
+    from lwgan.profiles import resolve_config
+
+    cfg = resolve_config(profile).model if profile else model_cfg(image_size=size)
+    assert cfg.image_size == size and cfg.d_layers is None
+    assert d_stride_layers(cfg) == n_stride and patch_map_size(size, n_stride) == 14
+    assert receptive_field(n_stride) == field and 0.49 < field / size < 0.56  # reference: 142 / 256 = 0.555
+    D = Discriminator(dataclasses.replace(cfg, ndf=2, d_norm="none"))
+    assert [c.stride[0] for c in conv_modules(D)] == [2] * n_stride + [1, 1]
+    with torch.no_grad():
+        assert D(torch.zeros(1, 3, size, size), torch.zeros(1, 3, size, size)).shape == (1, 1, 14, 14)
+    # measured: the centre output sees a field x field window (not clipped by the border at these sizes)
+    assert _measured_receptive_field(D, size) == (field, field)
+
+
+def test_explicit_d_layers_overrides_the_scaling():
+    from lwgan.config import d_stride_layers
+
+    assert d_stride_layers(model_cfg(image_size=64, d_layers=4)) == 4
+    assert d_stride_layers(model_cfg(image_size=96)) == 3  # round(log2(6)) -> a 10x10 map
+
+
 @pytest.mark.parametrize("norm, n_norms, bias", [("instance", 3, True), ("batch", 3, False), ("none", 0, True)])
 def test_discriminator_layout_per_norm(norm, n_norms, bias):
     # dataclasses.replace: config.from_flat reads the string "none" as null (reported to the config owner)
