@@ -266,6 +266,12 @@ def _coerce(key: str, value: Any) -> Any:
     raise AssertionError(f"unhandled type {typ} for {key}")
 
 
+def coerce_value(key: str, value: Any) -> Any:
+    """``value`` (from YAML, the command line or an MLflow param string) as the declared type of the
+    flat key ``key``; ConfigError naming the key and type when it does not fit."""
+    return _coerce(key, value)
+
+
 def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
     if not cond:
         raise ConfigError(key, f"invalid value {value!r}", allowed)
