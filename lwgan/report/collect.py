@@ -19,13 +19,18 @@ from typing import Any, Iterator
 import pandas as pd
 import yaml
 
+from lwgan import vocab
+from lwgan.config import ConfigError, FIELD_TYPES, coerce_value
 from lwgan.errors import UserError
 
 RUN_COLUMNS = ["run_id", "trial_id", "variant", "seed", "status", "diverged_step", "error", "start_time", "end_time"]
 METRIC_COLUMNS = ["run_id", "variant", "seed", "key", "step", "value"]
 SAMPLE_ARTIFACT = "samples/final.png"
 # MLflow's own run status -> trial status, used only when a trial lacks the lwgan.status tag.
-MLFLOW_STATUS = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "failed", "RUNNING": "running", "SCHEDULED": "running"}
+_S = vocab.TrialStatus
+MLFLOW_STATUS = {"FINISHED": _S.COMPLETED, "FAILED": _S.FAILED, "KILLED": _S.FAILED, "RUNNING": _S.RUNNING, "SCHEDULED": _S.RUNNING}
+# The search filter of every study parent run.
+_PARENT_FILTER = f"tags.`{vocab.Tag.ROLE}` = '{vocab.Role.STUDY}'"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -99,8 +104,8 @@ def _search_all(client, experiment_ids: list[str], filter_string: str, order_by:
 
 
 def _known_studies(client, experiment_ids: list[str]) -> list[str]:
-    parents = _search_all(client, experiment_ids, "tags.`lwgan.role` = 'study'")
-    return sorted({r.data.tags.get("lwgan.study", "?") for r in parents})
+    parents = _search_all(client, experiment_ids, _PARENT_FILTER)
+    return sorted({r.data.tags.get(vocab.Tag.STUDY, "?") for r in parents})
 
 
 def find_parent_run(client, study_ref: str, tracking_uri: str = ""):
@@ -121,16 +126,16 @@ def find_parent_run(client, study_ref: str, tracking_uri: str = ""):
         except MlflowException:
             run = None
         if run is not None:
-            if run.data.tags.get("lwgan.role") != "study":
+            if run.data.tags.get(vocab.Tag.ROLE) != vocab.Role.STUDY:
                 raise UserError(
                     f"run {ref} in {tracking_uri or 'the tracking store'} is not a study parent run "
-                    f"(tag lwgan.role = {run.data.tags.get('lwgan.role')!r}, expected 'study')"
+                    f"(tag {vocab.Tag.ROLE} = {run.data.tags.get(vocab.Tag.ROLE)!r}, expected '{vocab.Role.STUDY}')"
                 )
             return run
     escaped = ref.replace("'", "\\'")
     found = client.search_runs(
         experiment_ids,
-        f"tags.`lwgan.study` = '{escaped}' and tags.`lwgan.role` = 'study'",
+        f"tags.`{vocab.Tag.STUDY}` = '{escaped}' and {_PARENT_FILTER}",
         max_results=1,
         order_by=["attributes.start_time DESC"],
     ) if experiment_ids else []
@@ -138,7 +143,7 @@ def find_parent_run(client, study_ref: str, tracking_uri: str = ""):
         known = _known_studies(client, experiment_ids) if experiment_ids else []
         hint = f"; studies in this store: {', '.join(known)}" if known else "; the store holds no study runs"
         raise UserError(
-            f"no study named {ref!r} (a parent run with tag lwgan.study={ref!r}) and no study run with that id "
+            f"no study named {ref!r} (a parent run with tag {vocab.Tag.STUDY}={ref!r}) and no study run with that id "
             f"in {tracking_uri or 'the tracking store'}{hint}"
         )
     return found[0]
@@ -170,6 +175,18 @@ def parse_param(text: Any) -> Any:
         return text
 
 
+def typed_param(key: str, text: Any) -> Any:
+    """A param read back through its config field's own type (``d_norm: none`` stays the string
+    'none'; an optional field's 'null' is None); keys that are not config fields, and values the
+    field's type refuses (a store written by another version), fall back to ``parse_param``."""
+    if key in FIELD_TYPES:
+        try:
+            return coerce_value(key, text)
+        except ConfigError:
+            pass
+    return parse_param(text)
+
+
 def _int_or_none(text: Any) -> int | None:
     value = parse_param(text)
     if isinstance(value, bool) or value is None:
@@ -183,21 +200,21 @@ def run_row(run) -> dict[str, Any]:
     """One trial as a flat dict: core columns, ``param.<name>`` and ``tag.<name>``."""
     tags = dict(run.data.tags)
     params = dict(run.data.params)
-    status = tags.get("lwgan.status") or MLFLOW_STATUS.get(run.info.status, "running")
-    variant = tags.get("lwgan.variant") or params.get("variant") or "?"
-    seed = _int_or_none(tags.get("lwgan.seed", params.get("seed")))
+    status = tags.get(vocab.Tag.STATUS) or MLFLOW_STATUS.get(run.info.status, _S.RUNNING)
+    variant = tags.get(vocab.Tag.VARIANT) or params.get(vocab.RunParam.VARIANT) or "?"
+    seed = _int_or_none(tags.get(vocab.Tag.SEED, params.get(vocab.RunParam.SEED)))
     row: dict[str, Any] = {
         "run_id": run.info.run_id,
-        "trial_id": tags.get("lwgan.trial_id", run.info.run_id),
+        "trial_id": tags.get(vocab.Tag.TRIAL_ID, run.info.run_id),
         "variant": variant,
         "seed": seed,
         "status": status,
-        "diverged_step": _int_or_none(tags.get("lwgan.diverged_step")),
-        "error": tags.get("lwgan.error") or None,
+        "diverged_step": _int_or_none(tags.get(vocab.Tag.DIVERGED_STEP)),
+        "error": tags.get(vocab.Tag.ERROR) or None,
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
     }
-    row.update({f"param.{k}": parse_param(v) for k, v in params.items()})
+    row.update({f"param.{k}": typed_param(k, v) for k, v in params.items()})
     row.update({f"tag.{k}": v for k, v in tags.items() if not k.startswith("mlflow.")})
     return row
 
@@ -264,7 +281,7 @@ def collect_study(study_ref: str, tracking_uri: str | None = None) -> StudyRuns:
     metrics = metrics_frame(client, runs, {r.info.run_id: r for r in children})
     tags = dict(parent.data.tags)
     return StudyRuns(
-        study=tags.get("lwgan.study") or parent.info.run_name or parent_id,
+        study=tags.get(vocab.Tag.STUDY) or parent.info.run_name or parent_id,
         parent_run_id=parent_id,
         experiment_id=parent.info.experiment_id,
         tracking_uri=uri,
