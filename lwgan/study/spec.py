@@ -17,6 +17,7 @@ import yaml
 
 from lwgan.config import FIELD_SECTION, FIELD_TYPES, LAMBDA_KEYS, ConfigError, TrainConfig, diff_flat
 from lwgan.errors import UserError
+from lwgan.study.claims import Claim, parse_claims
 from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides
 
 BASELINE = "baseline"
@@ -24,13 +25,13 @@ EMBEDDED_SOURCE = "<embedded ensembles study>"
 
 TOP_KEYS = (
     "name", "description", "dataset", "base", "variants", "grid", "search", "seeds", "budget",
-    "resources", "scheduler", "objective", "profiles", "default_profile",
+    "resources", "scheduler", "objective", "profiles", "default_profile", "claims",
 )
 BUDGET_KEYS = ("max_steps", "max_trials", "time_budget_s")
 RESOURCE_KEYS = ("cpu", "gpu")
 SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor")
 OBJECTIVE_KEYS = ("metric", "mode")
-VARIANT_RESERVED = ("description",)
+VARIANT_RESERVED = ("description", "seed_offset")
 PROFILE_RESERVED = ("seeds",)
 DIST_TYPES = ("log_uniform", "uniform", "int", "categorical")
 DIST_KEYS = ("type", "low", "high", "step", "choices", "when", "baseline")
@@ -61,6 +62,7 @@ class Variant:
     name: str
     overrides: dict[str, Any]
     description: str = ""
+    seed_offset: int = 0  # runs seeds s + seed_offset (a copy of the baseline on other seeds: a null control)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class StudySpec:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_profile: str = DEFAULT_PROFILE
     raw: dict[str, Any] = field(default_factory=dict)
+    claims: tuple[Claim, ...] = ()  # what the paper says, in testable form (lwgan.study.claims)
 
     @property
     def kind(self) -> str:
@@ -223,6 +226,8 @@ def parse_study(data: Any, source: str) -> StudySpec:
     if dup:
         raise StudyError(source, f"variants.{dup[0]}", "variant name used twice (grid and variants together)", "unique names")
     search = _search(source, data.get("search") or {})
+    if search and data.get("claims"):
+        raise StudyError(source, "claims", "claims compare named variants; a search has none", "remove 'claims' or use variants")
     if search and variants:
         raise StudyError(source, "search", "a study is either an ablation (variants / grid) or a search, not both", "remove 'search' or 'variants'/'grid'")
 
@@ -245,6 +250,7 @@ def parse_study(data: Any, source: str) -> StudySpec:
         profiles=profiles,
         default_profile=default_profile,
         raw=dict(data),
+        claims=parse_claims(data.get("claims"), source, names),
     )
     for prof in PROFILES:  # every variant must be a valid config at every profile
         _baseline_config(spec, prof, check_only=True)
@@ -287,7 +293,7 @@ def resolve_study(
             cfg = _apply(spec.source, f"variants.{variant.name}", baseline_cfg, variant.overrides)
             overrides = diff_flat(cfg, baseline_cfg)
             overrides.pop("seed", None)
-            for seed in seed_list:
+            for seed in (s + variant.seed_offset for s in seed_list):
                 flat = cfg.override({"seed": seed}).to_flat()
                 trials.append(TrialPlan(f"{variant.name}-s{seed}", variant.name, seed, overrides, flat))
     return ResolvedStudy(spec, profile, baseline, tuple(trials), tuple(seed_list), tuple(missing_real_assets(profile, baseline_cfg)))
@@ -400,9 +406,12 @@ def _variants(source: str, value: Any) -> list[Variant]:
             raise StudyError(source, f"variants.{name}", "invalid variant name", "letters, digits, '-', '_', '.'")
         body = _flat(source, f"variants.{name}", body or {}, VARIANT_RESERVED)
         desc = _optional_str(source, f"variants.{name}.description", body.pop("description", None))
-        if not body:
-            raise StudyError(source, f"variants.{name}", "a variant must override at least one key", "flat config keys")
-        out.append(Variant(name, body, desc))
+        offset = body.pop("seed_offset", 0)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise StudyError(source, f"variants.{name}.seed_offset", f"invalid value {offset!r}", "an integer >= 0 (added to every seed)")
+        if not body and not offset:
+            raise StudyError(source, f"variants.{name}", "a variant must override at least one key", "flat config keys, or seed_offset (a copy on other seeds)")
+        out.append(Variant(name, body, desc, offset))
     return out
 
 
