@@ -26,7 +26,9 @@ DEFAULT_EXPERIMENT = "lwgan-study"
 URI_VAR = "MLFLOW_TRACKING_URI"
 EXPERIMENT_VARS = ("MLFLOW_EXPERIMENT_NAME", "LWGAN_EXPERIMENT")
 BATCH_LIMIT = 1000  # MLflow's log_batch takes at most 1000 metrics per call
-TRIAL_ARTIFACTS = (("config.yaml", ""), ("run_info.json", ""), ("samples/final.png", "samples"))
+# (file under the trial's folder, artifact folder); samples/final_outputs.npz: lwgan.train.samples.FINAL_OUTPUTS
+TRIAL_ARTIFACTS = (("config.yaml", ""), ("run_info.json", ""), ("samples/final.png", "samples"),
+                   ("samples/final_outputs.npz", "samples"))
 MLFLOW_RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "running": "RUNNING"}
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -10,6 +11,7 @@ from lwgan.profiles import resolve_config
 from lwgan.train.callbacks import Callback
 from lwgan.train.checkpoint import load_checkpoint
 from lwgan.train.metrics_log import read_metrics
+from lwgan.train.samples import FINAL_OUTPUTS, OUTPUT_IMAGES
 from lwgan.train.trainer import Trainer, checkpoint_path
 
 LOSS_KEYS = ("loss/G_adv", "loss/G_rec", "loss/G_tsf", "loss/G_style", "loss/G_face", "loss/G_mask",
@@ -78,7 +80,14 @@ def test_fit_writes_every_output(tmp_path):
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == tiny().to_flat()
 
     names = sorted(p.name for p in (tmp_path / "samples").iterdir())
-    assert names == ["final.png", "step_000000.png", "step_000002.png", "step_000004.png"]
+    assert names == ["final.png", "final_outputs.npz", "step_000000.png", "step_000002.png", "step_000004.png"]
+    with np.load(tmp_path / FINAL_OUTPUTS) as outputs:
+        assert int(outputs["step"]) == 4
+        for name in OUTPUT_IMAGES:  # the 2 fixed val pairs of the tiny profile at 32 px
+            assert outputs[name].shape == (2, 32, 32, 3) and outputs[name].dtype == np.uint8
+        # per-pair scores of the last outputs average to the logged final eval metrics
+        assert float(outputs["ssim"].mean()) == pytest.approx(rows[-1]["eval/ssim"], abs=1e-5)
+        assert float(outputs["psnr_rec"].mean()) == pytest.approx(rows[-1]["eval/psnr_rec"], abs=1e-4)
     ck = load_checkpoint(checkpoint_path(tmp_path))
     assert ck["step"] == 4 and ck["sampler"]["samples_drawn"] == 4 * 2
     assert set(ck) >= {"G", "D", "opt_G", "opt_D", "rng", "epoch", "config"}

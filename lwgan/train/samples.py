@@ -1,4 +1,5 @@
-"""Sample grids: one row per fixed val pair, columns source | reference pose | warped source | output | target."""
+"""Sample grids (one row per fixed val pair, columns source | reference pose | warped source | output | target)
+and the final val outputs as arrays (``samples/final_outputs.npz``) for the report's per-pair strips."""
 
 from __future__ import annotations
 
@@ -59,6 +60,27 @@ def save_grid(path: Path, columns: Sequence[torch.Tensor], labels: Sequence[str]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid_image(columns, labels, title, min_tile).save(path)
+    return path
+
+
+# The run's last outputs on the fixed val pairs, one array per name: images (B, H, W, 3) uint8, scores (B,) float32.
+FINAL_OUTPUTS = "samples/final_outputs.npz"
+OUTPUT_IMAGES = ("source", "target", "warped", "reference", "transfer", "reconstruction")
+OUTPUT_SCORES = ("ssim", "psnr", "ssim_rec", "psnr_rec")  # transfer vs target, reconstruction vs source
+
+
+def save_outputs(path: Path, images: dict[str, torch.Tensor], scores: dict[str, torch.Tensor], step: int) -> Path:
+    """Write ``OUTPUT_IMAGES`` ((B, 3, H, W) in [-1, 1], stored as uint8) and ``OUTPUT_SCORES`` ((B,)) to a
+    compressed .npz; a missing name is a ValueError naming it."""
+    missing = [k for k in OUTPUT_IMAGES if k not in images] + [k for k in OUTPUT_SCORES if k not in scores]
+    if missing:
+        raise ValueError(f"save_outputs: missing {', '.join(missing)}")
+    arrays = {k: to_uint8(images[k]) for k in OUTPUT_IMAGES}
+    arrays.update({k: scores[k].detach().float().cpu().numpy() for k in OUTPUT_SCORES})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:  # np.savez would append .npz to a name without it
+        np.savez_compressed(fh, step=np.int64(step), **arrays)
     return path
 
 

@@ -29,7 +29,7 @@ from lwgan.train.pair_stream import PairStream, batches, stack_items
 from lwgan.train.progress import Progress
 from lwgan.models.layers import count_parameters
 from lwgan.train.run_info import git_commit, package_versions, write_config_yaml
-from lwgan.train.samples import COLUMNS, save_grid
+from lwgan.train.samples import COLUMNS, FINAL_OUTPUTS, save_grid, save_outputs
 from lwgan.train.schedule import iters_per_epoch, lr_at, set_lr, total_steps
 
 CHECKPOINT_FORMAT = 1
@@ -276,6 +276,20 @@ class Trainer:
         self.callbacks.on_sample(step, path)
         return path
 
+    @torch.no_grad()
+    def write_outputs(self, path: Path, step: int, outputs=None) -> Path:
+        """The fixed val pairs' inputs, transfer and reconstruction outputs and per-pair SSIM/PSNR as an .npz
+        (the report's per-pair strips compare variants on these)."""
+        from lwgan.render import warp
+
+        src_img, tgt_img, out = outputs if outputs is not None else self._eval_outputs()
+        src, tgt = src_img.float(), tgt_img.float()
+        tsf, rec = out.tsf_image.float(), out.src_image.float()
+        images = {"source": src, "target": tgt, "warped": warp(src, self.eval_geom.flow.float()),
+                  "reference": self.eval_geom.tgt_cond.float() * 2 - 1, "transfer": tsf, "reconstruction": rec}
+        scores = {"ssim": ssim(tsf, tgt), "psnr": psnr(tsf, tgt), "ssim_rec": ssim(rec, src), "psnr_rec": psnr(rec, src)}
+        return save_outputs(path, images, scores, step)
+
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_payload(self, step: int) -> dict[str, Any]:
         return {
@@ -390,7 +404,9 @@ class Trainer:
             progress.close()
             log.close()
         if result is None:
-            self.write_samples(self.out_dir / "samples" / "final.png", step, title=f"step {step} (final)")
+            outputs = self._eval_outputs()
+            self.write_samples(self.out_dir / "samples" / "final.png", step, outputs, title=f"step {step} (final)")
+            self.write_outputs(self.out_dir / FINAL_OUTPUTS, step, outputs)
             result = TrainResult(vocab.TrialStatus.COMPLETED, step, last, None, str(self.out_dir))
         self.callbacks.on_end(result)
         return result
