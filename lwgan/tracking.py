@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from lwgan import vocab
 from lwgan.errors import UserError
 from lwgan.paths import PROJECT_MARKER, project_dir
 
@@ -29,7 +30,8 @@ BATCH_LIMIT = 1000  # MLflow's log_batch takes at most 1000 metrics per call
 # (file under the trial's folder, artifact folder); samples/final_outputs.npz: lwgan.train.samples.FINAL_OUTPUTS
 TRIAL_ARTIFACTS = (("config.yaml", ""), ("run_info.json", ""), ("samples/final.png", "samples"),
                    ("samples/final_outputs.npz", "samples"))
-MLFLOW_RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "running": "RUNNING"}
+_S, _T = vocab.TrialStatus, vocab.Tag
+MLFLOW_RUN_STATUS = {_S.COMPLETED: "FINISHED", _S.DIVERGED: "FINISHED", _S.PRUNED: "FINISHED", _S.FAILED: "FAILED", _S.RUNNING: "RUNNING"}
 
 
 # ----------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ class StudyTracker:
             return self._reopen(run_id)
         run = self.client.create_run(
             self.experiment_id, run_name=study,
-            tags={"lwgan.role": "study", "lwgan.study": study, "lwgan.status": "running", **dict(tags)},
+            tags={_T.ROLE: vocab.Role.STUDY, _T.STUDY: study, _T.STATUS: vocab.StudyStatus.RUNNING, **dict(tags)},
         )
         self._log_text(run.info.run_id, study_yaml, "study.yaml")
         return run.info.run_id
@@ -156,15 +158,15 @@ class StudyTracker:
     def _reopen(self, run_id: str) -> str:
         """A parent or trial run continued on --resume: running again, no duplicate run."""
         self.client.update_run(run_id, status="RUNNING")
-        self.client.set_tag(run_id, "lwgan.status", "running")
+        self.client.set_tag(run_id, _T.STATUS, _S.RUNNING)
         return run_id
 
     def end_study(self, run_id: str, counts: Mapping[str, int], finished: bool, best: Mapping[str, Any] | None = None) -> None:
-        tags = {f"lwgan.trials_{state}": str(n) for state, n in counts.items()}
-        tags["lwgan.status"] = "completed" if finished else "interrupted"
+        tags = {_T.trials_count(state): str(n) for state, n in counts.items()}
+        tags[_T.STATUS] = vocab.StudyStatus.COMPLETED if finished else vocab.StudyStatus.INTERRUPTED
         if best:
-            tags["lwgan.best_trial"] = str(best.get("trial_id"))
-            tags["lwgan.best_value"] = str(best.get("value"))
+            tags[_T.BEST_TRIAL] = str(best.get("trial_id"))
+            tags[_T.BEST_VALUE] = str(best.get("value"))
         self._set_tags(run_id, tags)
         self.client.set_terminated(run_id, "FINISHED" if finished else "KILLED")
 
@@ -181,10 +183,10 @@ class StudyTracker:
             return self._reopen(run_id)
         run = self.client.create_run(
             self.experiment_id, run_name=trial_id,
-            tags={"mlflow.parentRunId": parent_id, "lwgan.role": "trial", "lwgan.trial_id": trial_id,
-                  "lwgan.variant": variant, "lwgan.seed": str(seed), "lwgan.status": "running"},
+            tags={_T.PARENT_RUN_ID: parent_id, _T.ROLE: vocab.Role.TRIAL, _T.TRIAL_ID: trial_id,
+                  _T.VARIANT: variant, _T.SEED: str(seed), _T.STATUS: _S.RUNNING},
         )
-        flat = {**{k: ("null" if v is None else v) for k, v in params.items()}, "variant": variant, "seed": seed}
+        flat = {**{k: ("null" if v is None else v) for k, v in params.items()}, vocab.RunParam.VARIANT: variant, vocab.RunParam.SEED: seed}
         items = [Param(str(k), str(v)[:6000]) for k, v in flat.items()]
         for i in range(0, len(items), 100):  # log_batch takes at most 100 params per call
             self.client.log_batch(run.info.run_id, params=items[i:i + 100])
@@ -209,24 +211,24 @@ class StudyTracker:
         """Tags from the Trainer's run info: backbones, body model, dataset, device."""
         backbones = {str(b.get("name")): str(b.get("status")) for b in info.get("backbones", []) if isinstance(b, Mapping)}
         tags = {
-            "lwgan.backbone_status": json.dumps(backbones, sort_keys=True),
-            "lwgan.body_model": str(info.get("body_model", {}).get("path", "")),
-            "lwgan.body_model_kind": str(info.get("body_model", {}).get("kind", "")),
-            "lwgan.dataset": str(info.get("dataset", {}).get("path", "")),
-            "lwgan.dataset_kind": str(info.get("dataset", {}).get("kind", "")),
-            "lwgan.device": str(info.get("device", "")),
+            _T.BACKBONE_STATUS: json.dumps(backbones, sort_keys=True),
+            _T.BODY_MODEL: str(info.get("body_model", {}).get("path", "")),
+            _T.BODY_MODEL_KIND: str(info.get("body_model", {}).get("kind", "")),
+            _T.DATASET: str(info.get("dataset", {}).get("path", "")),
+            _T.DATASET_KIND: str(info.get("dataset", {}).get("kind", "")),
+            _T.DEVICE: str(info.get("device", "")),
         }
         self._set_tags(run_id, tags)
 
     def end_trial(self, run_id: str, status: str, out_dir: Path | None, step: int | None = None, error: str | None = None) -> None:
         """Final tags, the trial's artifacts (from its local output folder), and the MLflow run status."""
-        tags = {"lwgan.status": status}
-        if status == "diverged" and step is not None:
-            tags["lwgan.diverged_step"] = str(step)
+        tags = {_T.STATUS: status}
+        if status == _S.DIVERGED and step is not None:
+            tags[_T.DIVERGED_STEP] = str(step)
         if error:
-            tags["lwgan.error"] = error[:4900]
+            tags[_T.ERROR] = error[:4900]
         if step is not None:
-            tags["lwgan.final_step"] = str(step)
+            tags[_T.FINAL_STEP] = str(step)
         self._set_tags(run_id, tags)
         if out_dir is not None:
             for rel, artifact_path in TRIAL_ARTIFACTS:
@@ -249,12 +251,12 @@ def study_run_tags(study_file: str, profile: str, baseline: Mapping[str, Any], v
                    commit: str | None) -> dict[str, str]:
     """The parent run's descriptive tags (docs/INTERFACES.md)."""
     return {
-        "lwgan.profile": profile,
-        "lwgan.git_commit": commit or "unknown",
-        "lwgan.versions": json.dumps(dict(versions), sort_keys=True),
-        "lwgan.dataset_kind": "iper" if baseline.get("data_root") else "synthetic",
-        "lwgan.body_model_kind": "smpl" if baseline.get("body_model") else "generated",
-        "lwgan.study_file": study_file,
+        _T.PROFILE: profile,
+        _T.GIT_COMMIT: commit or "unknown",
+        _T.VERSIONS: json.dumps(dict(versions), sort_keys=True),
+        _T.DATASET_KIND: "iper" if baseline.get("data_root") else "synthetic",
+        _T.BODY_MODEL_KIND: "smpl" if baseline.get("body_model") else "generated",
+        _T.STUDY_FILE: study_file,
     }
 
 
