@@ -26,6 +26,7 @@ from lwgan.errors import UserError
 RUN_COLUMNS = ["run_id", "trial_id", "variant", "seed", "status", "diverged_step", "error", "start_time", "end_time"]
 METRIC_COLUMNS = ["run_id", "variant", "seed", "key", "step", "value"]
 SAMPLE_ARTIFACT = "samples/final.png"
+OUTPUTS_ARTIFACT = "samples/final_outputs.npz"  # lwgan.train.samples.FINAL_OUTPUTS (kept torch-free here)
 # MLflow's own run status -> trial status, used only when a trial lacks the lwgan.status tag.
 _S = vocab.TrialStatus
 MLFLOW_STATUS = {"FINISHED": _S.COMPLETED, "FAILED": _S.FAILED, "KILLED": _S.FAILED, "RUNNING": _S.RUNNING, "SCHEDULED": _S.RUNNING}
@@ -309,6 +310,11 @@ def _quiet_downloads() -> Iterator[None]:
 
 def download_sample(tracking_uri: str, run_id: str, dst: Path) -> Path | None:
     """Copy a trial's ``samples/final.png`` to ``dst``; None when the run has no such artifact."""
+    return download_artifact(tracking_uri, run_id, SAMPLE_ARTIFACT, dst)
+
+
+def download_artifact(tracking_uri: str, run_id: str, artifact: str, dst: Path) -> Path | None:
+    """Copy the file ``artifact`` of a run to ``dst``; None when the run has no such artifact."""
     import tempfile
 
     from mlflow.exceptions import MlflowException
@@ -316,7 +322,7 @@ def download_sample(tracking_uri: str, run_id: str, dst: Path) -> Path | None:
     client = make_client(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
         try:
-            local = Path(client.download_artifacts(run_id, SAMPLE_ARTIFACT, tmp))
+            local = Path(client.download_artifacts(run_id, artifact, tmp))
         except (MlflowException, OSError):
             return None
         if not local.is_file():
