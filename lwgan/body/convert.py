@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from lwgan.errors import DataError
+from lwgan.fsutil import write_bytes_atomic
 
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 
@@ -111,20 +111,11 @@ def read_smpl_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def write_npz_atomic(arrays: dict[str, np.ndarray], dst: str | os.PathLike) -> Path:
-    """Write ``arrays`` to ``dst`` (.npz) through a temporary file in the same folder, then rename."""
+    """Write ``arrays`` to ``dst`` (.npz) atomically (lwgan.fsutil)."""
     dst = Path(dst).expanduser()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            buffer = io.BytesIO()
-            np.savez(buffer, **arrays)
-            handle.write(buffer.getvalue())
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return write_bytes_atomic(dst, buffer.getvalue())
 
 
 def convert_smpl_pickle(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

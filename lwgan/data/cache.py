@@ -1,7 +1,7 @@
 """The synthetic dataset a config asks for, generated once and cached under ``paths.cache_dir()/synth/<hash>``.
 
 Generation writes into a temporary folder that is renamed into place, so a crash or a
-concurrent reader never sees half a dataset; a lock file makes concurrent trials wait
+concurrent reader never sees half a dataset; a lock file (filelock) makes concurrent trials wait
 for one writer instead of generating the same data twice.
 """
 
@@ -15,11 +15,14 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from filelock import FileLock
 
 from lwgan import paths
 from lwgan.data.synth import GENERATOR_VERSION, synthesize_iper
 from lwgan.errors import DataError
+from lwgan.fsutil import replace_dir
 
 _STALE_TEMP_SECONDS = 3600.0
 
@@ -60,22 +63,6 @@ def synth_key(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An advisory inter-process lock (no-op where ``fcntl`` is missing: the rename still protects)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _remove_stale_temps(folder: Path, key: str) -> None:
     now = time.time()
     for tmp in folder.glob(f".tmp-{key}-*"):
@@ -95,7 +82,7 @@ def ensure_synthetic_dataset(data_cfg: Any) -> Path:
     if (final / "train.txt").is_file():
         print(f"data: using the synthetic mini-iPER at {final} ({summary}; cached)")
         return final
-    with _exclusive(folder / f"{key}.lock"):
+    with FileLock(str(folder / f"{key}.lock")):
         if (final / "train.txt").is_file():  # another process finished while we waited
             print(f"data: using the synthetic mini-iPER at {final} ({summary}; cached)")
             return final
@@ -113,7 +100,7 @@ def ensure_synthetic_dataset(data_cfg: Any) -> Path:
             )
             (tmp / "cache_key.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             try:
-                os.rename(tmp, final)
+                replace_dir(tmp, final)
             except OSError:
                 if not (final / "train.txt").is_file():
                     raise

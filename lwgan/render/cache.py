@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
+from lwgan.fsutil import atomic_write
 from lwgan.render.geometry import FrameGeometry
 
 DEFAULT_MAX_BYTES = 2 << 30  # in-memory budget; least recently used frames leave first
@@ -89,14 +89,8 @@ class CorrespondenceCache:
 
     def _save(self, entry: str, smpl: torch.Tensor, frame: FrameGeometry) -> None:
         path = self._path(entry)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_write(path) as tmp:
             torch.save({"entry": entry, "smpl": smpl, "frame": list(frame.tensors())}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def _nbytes(frame: FrameGeometry) -> int:

@@ -143,9 +143,9 @@ class SearchNamer:
         names = self._names()
         if trial.trial_id not in names:
             names[trial.trial_id] = f"trial-{self.start + len(names):03d}"
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(names))
-            os.replace(tmp, self.path)
+            from lwgan.fsutil import write_text_atomic
+
+            write_text_atomic(self.path, json.dumps(names))
         return names[trial.trial_id]
 
     def dirname(self, trial) -> str:

@@ -1,18 +1,18 @@
 """The study state file (``<run dir>/study_state.json``): each trial's named state, MLflow run id, last
 step and error, so ``--resume`` reruns only unfinished trials and reuses every MLflow run. Written
-atomically (write to a temp file, then rename) after every change, so a SIGKILL never leaves it torn.
+atomically (lwgan.fsutil: temp file, fsync, rename) after every change, so a SIGKILL never leaves it torn.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lwgan.errors import UserError
+from lwgan.fsutil import write_text_atomic
 
 STATE_FILE = "study_state.json"
 FORMAT = 1
@@ -103,10 +103,7 @@ class StudyState:
             "finished": self.finished,
             "trials": {k: asdict(v) for k, v in self.trials.items()},
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1, default=str))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(data, indent=1, default=str))
 
     @classmethod
     def load(cls, path: Path) -> "StudyState":

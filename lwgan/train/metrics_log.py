@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from lwgan.fsutil import write_text_atomic
+
 
 def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
@@ -36,9 +38,7 @@ class MetricsWriter:
                 continue  # a line cut short by a crash
             if int(record.get("step", -1)) <= step:
                 kept.append(line)
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(f"{line}\n" for line in kept))
-        tmp.replace(self.path)
+        write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
         return len(kept)
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:

@@ -1,0 +1,65 @@
+"""Atomic file writes: the one place that writes a temporary file beside the target, syncs it to disk,
+renames it into place and syncs the folder, so a crash (of the process or the machine) leaves either the
+old file or the new one, never half of either.
+
+``atomic_write(path)`` yields the temporary path for writers that need a file name (``torch.save``,
+``np.savez``); ``write_bytes_atomic`` / ``write_text_atomic`` cover the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's (or a folder's) data and metadata to disk; folders where the OS allows it."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if Path(path).is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # e.g. a folder on Windows cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it is synced and renamed onto ``path``
+    and the folder synced. On an exception the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        fsync_path(tmp)
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    return write_bytes_atomic(path, text.encode(encoding))
+
+
+def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Rename a finished folder into place (``os.rename``: fails when ``final`` exists) and sync the parent."""
+    os.rename(tmp, final)
+    fsync_path(Path(final).parent)
