@@ -9,10 +9,13 @@ from typing import Any
 
 from ray.tune import Callback
 
+from lwgan import vocab
 from lwgan.study.progress import StudyProgress, estimate_eta, status_line
 from lwgan.study.spec import Objective
-from lwgan.study.state import FINAL_STATES, StudyState, TrialRecord
+from lwgan.study.state import StudyState, TrialRecord
 from lwgan.study.trainable import TrialContext, trial_config
+
+S, K = vocab.TrialStatus, vocab.TuneKey
 
 
 def error_last_line(text: str | None) -> str:
@@ -92,7 +95,7 @@ class StudyMonitor(Callback):
         return self.state.trials[name]
 
     def best(self) -> tuple[str, float] | None:
-        done = [r for r in self.state.trials.values() if r.state == "completed" and r.objective is not None]
+        done = [r for r in self.state.trials.values() if r.state == S.COMPLETED and r.objective is not None]
         if not done:
             return None
         pick = max if self.objective.mode == "max" else min
@@ -102,7 +105,7 @@ class StudyMonitor(Callback):
     def _status(self) -> str:
         counts = self.state.counts()
         total = self.total or len(self.state.trials)
-        remaining = total - sum(counts[s] for s in FINAL_STATES)
+        remaining = total - sum(counts[s] for s in vocab.FINAL_STATUSES)
         return status_line(counts, total, self.best(), self.objective.metric,
                            estimate_eta(self.durations, remaining, self.concurrency))
 
@@ -114,7 +117,7 @@ class StudyMonitor(Callback):
             self.state.parent_run_id, rec.trial_id, rec.variant, rec.seed, flat, run_id=rec.mlflow_run_id)
         self.begun[rec.trial_id] = time.monotonic()
         resumed = rec.step is not None and rec.step > 0
-        self.state.update(rec.trial_id, state="running", ray_trial_id=trial.trial_id, attempts=rec.attempts + 1,
+        self.state.update(rec.trial_id, state=S.RUNNING, ray_trial_id=trial.trial_id, attempts=rec.attempts + 1,
                           started=rec.started or time.time())
         self.progress.event(rec.trial_id, f"started{' (resumed from step %d)' % rec.step if resumed else ''}", self._status())
 
@@ -122,16 +125,17 @@ class StudyMonitor(Callback):
         rec = self._record(trial)
         if rec.mlflow_run_id is None:
             return
-        history = result.get("lwgan_history") or []
+        history = result.get(K.HISTORY) or []
         if history:
             self.tracker.log_metrics(rec.mlflow_run_id, history)
-        if result.get("lwgan_info"):
-            self.tracker.trial_info_tags(rec.mlflow_run_id, result["lwgan_info"])
-        changes: dict[str, Any] = {"step": int(result.get("step", rec.step or 0))}
-        if "objective" in result:
-            changes["objective"] = float(result["objective"])
+        if result.get(K.INFO):
+            self.tracker.trial_info_tags(rec.mlflow_run_id, result[K.INFO])
+        step = int(result.get(K.STEP, rec.step or 0))
+        changes: dict[str, Any] = {"step": step}
+        if K.OBJECTIVE in result:
+            changes["objective"] = float(result[K.OBJECTIVE])
         self.state.update(rec.trial_id, **changes)
-        self._heartbeat(rec.trial_id, changes["step"], (result.get("lwgan_info") or {}).get("total_steps"))
+        self._heartbeat(rec.trial_id, step, (result.get(K.INFO) or {}).get("total_steps"))
 
     def _heartbeat(self, trial_id: str, step: int, total_steps: int | None) -> None:
         """At most every HEARTBEAT_S, one line with each running trial's step, so long trials show progress."""
@@ -144,21 +148,21 @@ class StudyMonitor(Callback):
         if now - self.__dict__.get("_last_beat", self.started) < HEARTBEAT_S:
             return
         self._last_beat = now
-        running = [t for t, r in self.state.trials.items() if r.state == "running" and t in steps]
+        running = [t for t, r in self.state.trials.items() if r.state == S.RUNNING and t in steps]
         what = ", ".join(f"{t} step {steps[t]}" + (f"/{totals[t]}" if t in totals else "") for t in running)
-        self.progress.event("running", what[:60], self._status())
+        self.progress.event(S.RUNNING.value, what[:60], self._status())
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
         last = trial.last_result or {}
-        if last.get("lwgan_final"):
-            status = last.get("lwgan_status", "completed")
-            error = last.get("lwgan_error") or None
+        if last.get(K.FINAL):
+            status = S(last.get(K.STATUS, S.COMPLETED))
+            error = last.get(K.ERROR) or None
         elif self.time_budget_s and time.monotonic() - self.started >= self.time_budget_s:
-            status, error = "pruned", "stopped by the study's time budget (budget.time_budget_s)"
+            status, error = S.PRUNED, "stopped by the study's time budget (budget.time_budget_s)"
         else:
-            status, error = "pruned", "stopped early by ASHA"
-        objective = last.get("objective") if status == "completed" else None
+            status, error = S.PRUNED, "stopped early by ASHA"
+        objective = last.get(K.OBJECTIVE) if status == S.COMPLETED else None
         self._finish(rec, status, error, objective)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
@@ -166,7 +170,7 @@ class StudyMonitor(Callback):
         text = None
         if trial.error_file and Path(trial.error_file).is_file():
             text = Path(trial.error_file).read_text(errors="replace")
-        self._finish(rec, "failed", error_last_line(text), None)
+        self._finish(rec, S.FAILED, error_last_line(text), None)
 
     def on_trial_recover(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
@@ -184,10 +188,7 @@ class StudyMonitor(Callback):
             self.tracker.end_trial(rec.mlflow_run_id, status, out_dir if out_dir.is_dir() else None, rec.step, error)
         self.state.update(rec.trial_id, state=status, error=error, ended=time.time(),
                           objective=float(objective) if objective is not None else None)
-        what = {"completed": f"completed at step {rec.step}",
-                "diverged": f"diverged at step {rec.step}",
-                "pruned": f"pruned at step {rec.step}",
-                "failed": f"failed: {error}"}[status]
-        if status == "completed" and objective is not None:
+        what = f"{status}: {error}" if status == S.FAILED else f"{status} at step {rec.step}"
+        if status == S.COMPLETED and objective is not None:
             what += f", {self.objective.metric} {objective:.4g}"
         self.progress.event(rec.trial_id, what[:60], self._status())

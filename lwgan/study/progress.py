@@ -8,12 +8,16 @@ import time
 from typing import Mapping, TextIO
 
 from lwgan.train.progress import format_eta
+from lwgan.vocab import FINAL_STATUSES, TrialStatus
+
+# Counts shown after "n/total done", in this order ('running' always, the others when non-zero).
+SHOWN_STATES = (TrialStatus.RUNNING, TrialStatus.FAILED, TrialStatus.DIVERGED, TrialStatus.PRUNED)
 
 
 def format_counts(counts: Mapping[str, int], total: int | None) -> str:
-    done = sum(counts.get(s, 0) for s in ("completed", "diverged", "failed", "pruned"))
+    done = sum(counts.get(s, 0) for s in FINAL_STATUSES)
     head = f"{done}/{total} done" if total else f"{done} done"
-    rest = [f"{counts.get(s, 0)} {s}" for s in ("running", "failed", "diverged", "pruned") if counts.get(s, 0) or s == "running"]
+    rest = [f"{counts.get(s, 0)} {s}" for s in SHOWN_STATES if counts.get(s, 0) or s == TrialStatus.RUNNING]
     return ", ".join([head, *rest])
 
 
