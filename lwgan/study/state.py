@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from lwgan.errors import UserError
+from lwgan.vocab import FINAL_STATUSES, TrialStatus
 from lwgan.fsutil import write_text_atomic
 
 STATE_FILE = "study_state.json"
 FORMAT = 1
 # As in ABLATOR: every trial outcome is a named state the summary counts.
-STATES = ("pending", "running", "completed", "diverged", "failed", "pruned")
-FINAL_STATES = frozenset({"completed", "diverged", "failed", "pruned"})
+STATES = tuple(TrialStatus)
+FINAL_STATES = FINAL_STATUSES
 
 
 @dataclass
@@ -26,7 +27,7 @@ class TrialRecord:
     trial_id: str
     variant: str
     seed: int
-    state: str = "pending"
+    state: str = TrialStatus.PENDING
     mlflow_run_id: str | None = None
     step: int | None = None
     error: str | None = None
@@ -84,9 +85,9 @@ class StudyState:
 
     def reset_interrupted(self) -> list[str]:
         """Trials left ``running`` by a stopped driver go back to ``pending`` (they resume from their checkpoint)."""
-        moved = [r.trial_id for r in self.trials.values() if r.state == "running"]
+        moved = [r.trial_id for r in self.trials.values() if r.state == TrialStatus.RUNNING]
         for trial_id in moved:
-            self.trials[trial_id].state = "pending"
+            self.trials[trial_id].state = TrialStatus.PENDING
         self.save()
         return moved
 
