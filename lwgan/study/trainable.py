@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from lwgan import vocab
+
+K = vocab.TuneKey
 CRASH_ENV = "LWGAN_STUDY_INJECT_CRASH"
 CRASH_MARKERS = ".injected_crashes"
 DEFAULT_TRAINER = "lwgan.train.trainer:Trainer"
@@ -102,7 +105,7 @@ def restore_checkpoint(out_dir: Path) -> bool:
 
 class TuneReporter:
     """Trainer callback: buffers every logged step and reports to Tune every ``report_every`` steps,
-    at every eval, with each checkpoint, and at the end (``lwgan_final``)."""
+    at every eval, with each checkpoint, and at the end (``vocab.TuneKey.FINAL``)."""
 
     def __init__(self, context: TrialContext, trial_name: str, out_dir: Path):
         self.context = context
@@ -134,9 +137,9 @@ class TuneReporter:
 
     def on_end(self, result) -> None:
         self.step = result.step
-        final = {"lwgan_final": True, "lwgan_status": result.status, "lwgan_error": result.error or ""}
-        if result.status == "diverged":
-            final["objective"] = self.context.worst_objective()
+        final = {K.FINAL: True, K.STATUS: result.status, K.ERROR: result.error or ""}
+        if result.status == vocab.TrialStatus.DIVERGED:
+            final[K.OBJECTIVE] = self.context.worst_objective()
         self._report(extra=final)
 
     # -- reporting --------------------------------------------------------------------
@@ -149,12 +152,12 @@ class TuneReporter:
     def _report(self, checkpoint=None, extra: Mapping[str, Any] | None = None) -> None:
         from ray import tune
 
-        result: dict[str, Any] = {"step": self.step, "lwgan_history": self.history, "lwgan_final": False}
+        result: dict[str, Any] = {K.STEP: self.step, K.HISTORY: self.history, K.FINAL: False}
         objective = self._objective()
         if objective is not None:
-            result["objective"] = objective
+            result[K.OBJECTIVE] = objective
         if self.info is not None:
-            result["lwgan_info"] = self.info
+            result[K.INFO] = self.info
             self.info = None
         result.update(extra or {})
         self.history = []
