@@ -16,6 +16,7 @@ from lwgan.errors import UserError
 from lwgan.study.spec import ResolvedStudy
 from lwgan.study.state import STATE_FILE, StudyState, TrialRecord, latest_run_dir
 from lwgan.study.trainable import DEFAULT_TRAINER, CrashSpec, TrialContext
+from lwgan.vocab import FINAL_STATUSES, TrialStatus, TuneKey
 
 TUNE_NAME = "tune"
 
@@ -178,7 +179,7 @@ def run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
     moved = state.reset_interrupted()
     state.save()
     if options.resume:
-        done = sum(1 for r in state.trials.values() if r.state not in ("pending", "running"))
+        done = sum(1 for r in state.trials.values() if r.state in FINAL_STATUSES)
         progress.line(f"resuming {run_dir}: {done} trials finished are kept"
                       + (f"; {len(moved)} interrupted trials continue from their checkpoints" if moved else ""))
 
@@ -238,7 +239,7 @@ def _study_yaml(spec) -> str:
 
 
 def _best(state: StudyState, mode: str) -> tuple[str, float] | None:
-    done = [r for r in state.trials.values() if r.state == "completed" and r.objective is not None and math.isfinite(r.objective)]
+    done = [r for r in state.trials.values() if r.state == TrialStatus.COMPLETED and r.objective is not None and math.isfinite(r.objective)]
     if not done:
         return None
     rec = (max if mode == "max" else min)(done, key=lambda r: r.objective)
@@ -344,13 +345,13 @@ def _search_tuner(trainable, resolved: ResolvedStudy, state: StudyState, concurr
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
     searcher = OptunaSearch(
         space=DefineByRun(spec.search),
-        metric="objective",
+        metric=TuneKey.OBJECTIVE,
         mode=spec.objective.mode,
         points_to_evaluate=[search_baseline_point(spec, resolved.baseline)],
         seed=resolved.seeds[0],
     )
     # max_t out of reach: ASHA only stops trials at its rungs, never at the end (that is the trial's own).
-    scheduler = ASHAScheduler(metric="objective", mode=spec.objective.mode, time_attr="step", grace_period=spec.scheduler.grace_period,
+    scheduler = ASHAScheduler(metric=TuneKey.OBJECTIVE, mode=spec.objective.mode, time_attr=TuneKey.STEP, grace_period=spec.scheduler.grace_period,
                               reduction_factor=spec.scheduler.reduction_factor, max_t=10**9)
     namer = SearchNamer(state.path.parent / "search_names.json", 0)
     return tune.Tuner(
@@ -381,11 +382,11 @@ def _interrupted(resolved: ResolvedStudy, state: StudyState, grid, tracker, moni
             _close_running(state, tracker)
             return True
         for rec in state.unfinished():
-            if rec.state == "pending":
+            if rec.state == TrialStatus.PENDING:
                 error = "lost when the driver was killed before Ray saved it; Optuna suggested a replacement"
                 if rec.mlflow_run_id:
-                    tracker.end_trial(rec.mlflow_run_id, "failed", None, rec.step, error)
-                state.update(rec.trial_id, state="failed", error=error)
+                    tracker.end_trial(rec.mlflow_run_id, TrialStatus.FAILED, None, rec.step, error)
+                state.update(rec.trial_id, state=TrialStatus.FAILED, error=error)
     unfinished = state.unfinished()
     _close_running(state, tracker)
     return bool(unfinished)
@@ -393,7 +394,7 @@ def _interrupted(resolved: ResolvedStudy, state: StudyState, grid, tracker, moni
 
 def _close_running(state: StudyState, tracker) -> None:
     for rec in state.unfinished():
-        if rec.state == "running" and rec.mlflow_run_id:
+        if rec.state == TrialStatus.RUNNING and rec.mlflow_run_id:
             tracker.client.set_terminated(rec.mlflow_run_id, "KILLED")
 
 
