@@ -190,15 +190,50 @@ def test_head_box_contains_the_projected_head(body):
     cam = torch.tensor([[0.9, 0.0, 0.1]])
     joints = project(out.joints, cam)[..., :2]
     verts = project(out.vertices, cam)[..., :2]
-    box = head_box(joints, verts, size)[0]
+    box = head_box(joints, verts, size, body.head_vertex_ids)[0]
     x0, y0, x1, y1 = box.tolist()
     assert box.dtype == torch.long and 0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size
-    for point in (joints[0, 15], joints[0, 12], verts[0, FACE_VERTEX_IDS["nose"]]):
+    for point in (joints[0, 15], joints[0, 12], verts[0, FACE_VERTEX_IDS["nose"]], verts[0, body.crown_vertex]):
         px, py = ndc_to_pixels(point, size).tolist()
         assert x0 <= px < x1 and y0 <= py < y1
-    head_px = ndc_to_pixels(joints[0, 15], size)
-    assert y0 <= head_px[1] - 0.05 * size  # padded above
+    crown_px = ndc_to_pixels(verts[0, body.crown_vertex], size)
+    assert y0 <= crown_px[1] - 0.05 * size  # padded above the crown, not only above the head joint
     assert x1 - x0 < size / 2  # a head, not the body
+
+
+def test_face_landmarks_are_smplx_table_and_crown_is_the_top_of_the_head(body, model_path):
+    table = smplx.vertex_ids.vertex_ids["smplh"]  # the table smplx's SMPL layer uses for its extra joints
+    assert FACE_VERTEX_IDS == {"nose": table["nose"], "left_eye": table["leye"], "right_eye": table["reye"],
+                               "left_ear": table["lear"], "right_ear": table["rear"]}
+    assert FACE_VERTEX_IDS["left_ear"] == 583 and FACE_VERTEX_IDS["right_ear"] == 4071
+    data = np.load(model_path)
+    head_verts = np.nonzero(data["weights"].argmax(1) == 15)[0]
+    top = head_verts[np.argmax(data["v_template"][head_verts, 1])]
+    assert body.crown_vertex == top and data["v_template"][top, 1] == data["v_template"][head_verts, 1].max()
+    assert body.head_vertex_ids.tolist() == [*FACE_VERTEX_IDS.values(), top]
+
+
+def test_head_box_on_a_posed_body_spans_neck_to_crown_and_tilts_with_the_head(body):
+    """Posed (neck and head bent sideways, arms raised): the box is the reference's padding around neck,
+    head, face landmarks and crown (hand-computed), its top is the crown's, and it is narrower than the body."""
+    size = 128
+    pose = _pose(j0=[math.pi, 0.0, 0.0], j12=[0.0, 0.0, 0.35], j15=[0.0, 0.0, 0.3], j16=[0.0, 0.0, -1.0], j17=[0.0, 0.0, 1.0])
+    out = body(pose, torch.zeros(1, 10))
+    cam = torch.tensor([[0.8, 0.05, 0.2]])
+    joints, verts = project(out.joints, cam)[..., :2], project(out.vertices, cam)[..., :2]
+    x0, y0, x1, y1 = head_box(joints, verts, size, body.head_vertex_ids)[0].tolist()
+    crown = ndc_to_pixels(verts[0, body.crown_vertex], size)
+    pad = 0.05 * size
+    points = torch.cat([ndc_to_pixels(joints[0, [12, 15]], size), ndc_to_pixels(verts[0, body.head_vertex_ids], size)])
+    assert float(crown[1]) == float(points[:, 1].min())  # the crown is the topmost landmark of the tilted head
+    assert y0 == math.floor(float(crown[1]) - pad)  # padded 5% of the image above the crown
+    assert x0 == math.floor(float(points[:, 0].min()) - pad) and x1 == math.ceil(float(points[:, 0].max()) + pad) + 1
+    assert y1 == math.ceil(float(points[:, 1].max())) + 1  # no padding below
+    body_px = ndc_to_pixels(verts[0], size)
+    assert (x1 - x0) < 0.5 * float(body_px[:, 0].max() - body_px[:, 0].min())
+    # the box without the crown (the old landmark set) is shorter: the crown adds the top of the head
+    no_crown = head_box(joints, verts, size, body.head_vertex_ids[:-1])[0].tolist()
+    assert no_crown[1] > y0 and no_crown[3] == y1
 
 
 def test_head_box_is_clamped_to_the_image():
@@ -206,7 +241,7 @@ def test_head_box_is_clamped_to_the_image():
     joints[0, 12] = torch.tensor([-1.3, 0.5])
     joints[0, 15] = torch.tensor([-1.2, -1.4])
     verts = torch.full((1, 6890, 2), -1.25)
-    assert head_box(joints, verts, 32).tolist() == [[0, 0, 1, 25]]
+    assert head_box(joints, verts, 32, torch.tensor([332, 583])).tolist() == [[0, 0, 1, 25]]
 
 
 def test_command_generate_says_what_it_wrote(tmp_path, capsys):

@@ -85,7 +85,38 @@ def test_cond_maps_and_masks_follow_the_reference(body):
     np.testing.assert_array_equal(geom.src_crop_mask[0, 0].numpy(), expected)
     np.testing.assert_array_equal(geom.bg_mask[0, 0].numpy(), expected)  # kernel 3 at 64 px
     assert geom.tgt_crop_mask.sum() < geom.tgt_cond[:, 2:3].sum()
-    assert torch.equal(geom.head_box, head_box(tgt.joints_ndc, tgt.verts_ndc, SIZE))
+    assert torch.equal(geom.head_box, head_box(tgt.joints_ndc, tgt.verts_ndc, SIZE, body.head_vertex_ids))
+
+
+def test_cond_map_is_one_constant_per_face_from_its_own_atlas_chart(body, tmp_path):
+    """Reference (utils/mesh.py uv_seg): cond = map_fn[fim], one (u, 1 - v, 0) per face, its value the
+    midpoint of the face's UV corners 0 and 1. So pixels of one face are equal and no face mixes parts."""
+    from lwgan.body.uv import ATLAS_COLUMNS, ATLAS_ROWS
+
+    builder = GeometryBuilder(body, 128)
+    frame = builder.frames(_smpl(arm=0.4, turn=0.3, knee=0.5))
+    cond = builder.pair(frame, frame).src_cond[0]  # (3, H, W)
+    fim = frame.face_index[0]
+    on = fim >= 0
+    faces_seen = torch.unique(fim[on])
+    assert len(faces_seen) > 500
+    # one value per face (a lookup in the body's face table, so constant over the face): (u, 1 - v)
+    expected = torch.stack([body.face_uv[fim.clamp(min=0), 0], 1 - body.face_uv[fim.clamp(min=0), 1]])
+    torch.testing.assert_close(cond[:2, on], expected[:, on], rtol=0, atol=0)
+    for face in faces_seen[:50]:  # and literally: all pixels of a face carry one value
+        assert cond[:2, fim == face].unique(dim=1).shape[1] == 1
+    # every face's value sits inside the atlas cell of its own part (clean seams), not between two cells
+    weights = torch.as_tensor(np.load(body.source)["weights"])
+    part = weights[body.faces].sum(1).argmax(1)
+    cell = (body.face_uv * torch.tensor([ATLAS_COLUMNS, ATLAS_ROWS])).floor().long()
+    assert torch.equal(cell[:, 1] * ATLAS_COLUMNS + cell[:, 0], part)
+    # a body model that ships per-vertex UVs: the face value is the mean of corners 0 and 1, as the reference
+    data = dict(np.load(body.source))
+    data["vertex_uv"] = np.random.default_rng(0).random((len(data["v_template"]), 2))
+    np.savez(tmp_path / "uv.npz", **data)
+    with_uv = load_body_model(tmp_path / "uv.npz")
+    f = data["f"]
+    np.testing.assert_allclose(with_uv.face_uv.numpy(), (data["vertex_uv"][f[:, 0]] + data["vertex_uv"][f[:, 1]]) / 2, rtol=0, atol=1e-6)
 
 
 def test_background_kernel_scales_with_size_and_erosion_matches_opencv():

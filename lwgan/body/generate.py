@@ -5,8 +5,9 @@ Used when no licensed SMPL file is given. The mesh is one vertex/face set of clo
 each joint, a J_regressor that reproduces the rest joints exactly, four shape modes (beta0 height, beta1
 girth, beta2 shoulder breadth, beta3 leg length; betas 4-9 are zero) and a small pose corrective that
 inflates the blend zone of a bending joint against linear-blend-skinning collapse. The SMPL landmark vertex
-ids (face loss: nose 331, eyes 2802/6262, ears 3485/6880; smplx's extra joints: toes, heels, finger tips)
-are placed on the matching surface points. Deterministic by seed; the seed perturbs proportions slightly.
+ids (smplx's table, which the face loss' head box reads: nose 332, eyes 2800/6260, ears 583/4071; beside
+them 331, 2802/6262, 3485/6880; smplx's other extra joints: toes, heels, finger tips) are placed on the
+matching surface points. Deterministic by seed; the seed perturbs proportions slightly.
 """
 
 from __future__ import annotations

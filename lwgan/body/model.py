@@ -13,8 +13,8 @@ import smplx
 import torch
 
 from lwgan.body.convert import read_smpl_arrays
-from lwgan.body.skeleton import NUM_JOINTS
-from lwgan.body.uv import part_uv
+from lwgan.body.skeleton import FACE_VERTEX_IDS, HEAD, NUM_JOINTS
+from lwgan.body.uv import face_uv_from_vertex_uv, part_face_uv, part_uv
 from lwgan.errors import DataError
 
 NUM_BETAS = 10
@@ -56,10 +56,18 @@ class BodyModel(torch.nn.Module):
             uv = np.asarray(arrays["vertex_uv"], dtype=np.float32)
             if uv.shape != (num_vertices, 2):
                 raise DataError(f"{source}: 'vertex_uv' has shape {uv.shape}, expected ({num_vertices}, 2)")
+            face_uv = face_uv_from_vertex_uv(np.clip(uv, 0.0, 1.0), arrays["f"])
         else:
             rest_joints = np.asarray(arrays["J_regressor"], dtype=np.float64) @ np.asarray(arrays["v_template"], dtype=np.float64)
             uv = part_uv(arrays["v_template"], arrays["weights"], rest_joints)
+            face_uv = part_face_uv(arrays["v_template"], arrays["f"], arrays["weights"], rest_joints)
         self.register_buffer("vertex_uv", torch.as_tensor(np.clip(uv, 0.0, 1.0)), persistent=False)
+        # The cond map's per-face constant (u, v) (reference: one value per face from its atlas coordinates).
+        self.register_buffer("face_uv", torch.as_tensor(np.clip(face_uv, 0.0, 1.0)), persistent=False)
+        self.crown_vertex = crown_vertex(arrays["v_template"], arrays["weights"], source)
+        # Head-box landmarks: smplx's nose / eye / ear vertex ids and the crown (HMR's head box has a head top).
+        ids = [*FACE_VERTEX_IDS.values(), self.crown_vertex]
+        self.register_buffer("head_vertex_ids", torch.tensor(ids, dtype=torch.long), persistent=False)
 
     def forward(self, pose: torch.Tensor, shape: torch.Tensor) -> BodyOutput:
         device = self.faces.device
@@ -69,6 +77,14 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"pose must be (B, 72) and shape (B, {NUM_BETAS}); got {tuple(pose.shape)} and {tuple(shape.shape)}")
         out = self.smpl(betas=shape, global_orient=pose[:, :3], body_pose=pose[:, 3:], return_verts=True)
         return BodyOutput(vertices=out.vertices, joints=out.joints[:, :NUM_JOINTS])
+
+
+def crown_vertex(rest_vertices: np.ndarray, weights: np.ndarray, source: str = "body model") -> int:
+    """The crown: the topmost (largest y) rest-pose vertex among those the head joint skins most."""
+    on_head = np.nonzero(np.asarray(weights).argmax(1) == HEAD)[0]
+    if len(on_head) == 0:
+        raise DataError(f"{source}: no vertex has the head joint (15) as its largest skinning weight; cannot find the crown")
+    return int(on_head[np.argmax(np.asarray(rest_vertices)[on_head, 1])])
 
 
 def generated_model_path(seed: int = 0) -> Path:

@@ -73,10 +73,13 @@ def _gather_faces(values: torch.Tensor, faces: torch.Tensor, frame: FrameGeometr
     return torch.einsum("bhwk,bhwkc->bhwc", frame.bary.to(values.dtype), picked)
 
 
-def cond_map(frame: FrameGeometry, faces: torch.Tensor, vertex_uv: torch.Tensor) -> torch.Tensor:
-    """uv_seg condition (B, 3, H, W): ``(u, 1 - v, 0)`` on the body, ``(0, 0, 1)`` off it (reference)."""
+def cond_map(frame: FrameGeometry, face_uv: torch.Tensor) -> torch.Tensor:
+    """uv_seg condition (B, 3, H, W): ``(u, 1 - v, 0)`` of the pixel's face on the body, ``(0, 0, 1)`` off it.
+
+    As the reference (``map_fn[fim]``), the value is a per-face constant (``face_uv`` (F, 2), see
+    ``lwgan.body.uv``): no interpolation across a face, so no blend across the atlas seams."""
     on = (frame.face_index >= 0).unsqueeze(-1).to(frame.bary.dtype)
-    uv = _gather_faces(vertex_uv[None].to(frame.bary.dtype), faces, frame)
+    uv = face_uv.to(frame.bary.dtype)[frame.face_index.clamp(min=0)]  # (B, H, W, 2)
     cond = torch.cat([uv[..., :1] * on, (1.0 - uv[..., 1:2]) * on, 1.0 - on], dim=-1)
     return cond.permute(0, 3, 1, 2).contiguous()
 
@@ -147,8 +150,8 @@ class GeometryBuilder:
     @torch.no_grad()
     def pair(self, src: FrameGeometry, tgt: FrameGeometry) -> PairGeometry:
         faces = self.body.faces.to(src.face_index.device)
-        src_cond = cond_map(src, faces, self.body.vertex_uv.to(src.face_index.device))
-        tgt_cond = cond_map(tgt, faces, self.body.vertex_uv.to(src.face_index.device))
+        face_uv = self.body.face_uv.to(src.face_index.device)
+        src_cond, tgt_cond = cond_map(src, face_uv), cond_map(tgt, face_uv)
         src_bg, tgt_bg = src_cond[:, 2:3], tgt_cond[:, 2:3]
         return PairGeometry(
             flow=transformation_flow(src, tgt, faces),
@@ -157,5 +160,5 @@ class GeometryBuilder:
             src_crop_mask=erode(src_bg, 3),
             tgt_crop_mask=erode(tgt_bg, 3),
             bg_mask=erode(src_bg, background_kernel(self.size)),
-            head_box=head_box(tgt.joints_ndc, tgt.verts_ndc, self.size),
+            head_box=head_box(tgt.joints_ndc, tgt.verts_ndc, self.size, self.body.head_vertex_ids),
         )
