@@ -11,7 +11,7 @@ from ray.tune import Callback
 
 from lwgan import vocab
 from lwgan.study.progress import StudyProgress, estimate_eta, status_line
-from lwgan.study.spec import Objective
+from lwgan.study.spec import SearchObjective
 from lwgan.study.state import StudyState, TrialRecord
 from lwgan.study.trainable import TrialContext, trial_config
 
@@ -35,7 +35,7 @@ class StudyMonitor(Callback):
     """Tune pickles its callbacks with the experiment (and restores them on resume): this one keeps only
     paths and settings, and opens the state file, the MLflow client and the output stream when used."""
 
-    def __init__(self, state_path: Path, tracking_uri: str, experiment: str, context: TrialContext, objective: Objective,
+    def __init__(self, state_path: Path, tracking_uri: str, experiment: str, context: TrialContext, objective: SearchObjective,
                  concurrency: int, total: int | None, time_budget_s: float | None = None, stream=None):
         self.state_path = Path(state_path)
         self.tracking_uri = tracking_uri

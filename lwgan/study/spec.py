@@ -15,12 +15,13 @@ from typing import Any, Mapping
 
 import yaml
 
+from lwgan import vocab
 from lwgan.config import FIELD_SECTION, FIELD_TYPES, LAMBDA_KEYS, ConfigError, TrainConfig, diff_flat
 from lwgan.errors import UserError
-from lwgan.study.claims import Claim, parse_claims
 from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides
+from lwgan.study.claims import Claim, parse_claims
+from lwgan.vocab import BASELINE
 
-BASELINE = "baseline"
 EMBEDDED_SOURCE = "<embedded ensembles study>"
 
 TOP_KEYS = (
@@ -39,11 +40,6 @@ DIST_KEYS = ("type", "low", "high", "step", "choices", "when", "baseline")
 SEARCHABLE_KEYS = (
     "gp_weight", "spectral_norm", "spectral_norm_G", "label_smoothing", "lr_G", "lr_D", "lr_final",
     "epochs_no_decay", "epochs_decay", "beta1", "beta2", "d_every", *LAMBDA_KEYS,
-)
-# Metrics an objective may name (docs/INTERFACES.md "Metric names").
-OBJECTIVE_METRICS = (
-    "eval/ssim", "eval/psnr", "eval/lpips", "eval/ssim_rec", "eval/psnr_rec",
-    "loss/G_total", "loss/G_rec", "loss/G_tsf", "loss/G_face", "loss/G_style", "loss/G_adv", "loss/D_total",
 )
 
 
@@ -109,8 +105,10 @@ class Scheduler:
 
 
 @dataclass(frozen=True)
-class Objective:
-    metric: str = "eval/ssim"
+class SearchObjective:
+    """What a study optimises: a metric lwgan/vocab.py marks as an objective, and max | min (its direction)."""
+
+    metric: str = vocab.EVAL_SSIM
     mode: str = "max"
 
     def better(self, a: float, b: float | None) -> bool:
@@ -134,7 +132,7 @@ class StudySpec:
     budget: Budget = Budget()
     resources: Resources = Resources()
     scheduler: Scheduler = Scheduler()
-    objective: Objective = Objective()
+    objective: SearchObjective = SearchObjective()
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_profile: str = DEFAULT_PROFILE
     raw: dict[str, Any] = field(default_factory=dict)
@@ -581,15 +579,26 @@ def _scheduler(source: str, value: Any) -> Scheduler:
     return Scheduler(grace, factor)
 
 
-def _objective(source: str, value: Any) -> Objective:
+def _objective(source: str, value: Any) -> SearchObjective:
     obj = _mapping(source, "objective", value)
     _no_unknown(source, "objective", obj, OBJECTIVE_KEYS)
-    metric, mode = obj.get("metric", "eval/ssim"), obj.get("mode", "max")
-    if metric not in OBJECTIVE_METRICS:
-        raise StudyError(source, "objective.metric", f"invalid metric {metric!r}", " | ".join(OBJECTIVE_METRICS))
+    metric = obj.get("metric", SearchObjective.metric)
+    allowed = vocab.objective_metrics()
+    if metric not in allowed:
+        raise StudyError(source, "objective.metric", f"invalid metric {metric!r}", " | ".join(allowed))
+    direction = vocab.direction(metric)
+    mode = obj.get("mode", "min" if direction == vocab.Direction.LOWER else "max")
     if mode not in ("max", "min"):
         raise StudyError(source, "objective.mode", f"invalid mode {mode!r}", "max | min")
-    return Objective(metric, mode)
+    expected = {vocab.Direction.HIGHER: "max", vocab.Direction.LOWER: "min"}.get(direction, mode)
+    if mode != expected:
+        raise StudyError(source, "objective.mode", f"{metric} is {direction}-is-better: mode {mode!r} would pick the worst trial",
+                         expected)
+    return SearchObjective(metric, mode)
+
+
+# The old name of SearchObjective (the GAN loss is lwgan.models.objective.Objective); kept for callers not yet moved.
+Objective = SearchObjective
 
 
 def _profiles(source: str, value: Any) -> dict[str, dict[str, Any]]:
