@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from lwgan.config import TrainConfig
 from lwgan.errors import UserError
 from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, format_value, load_study, resolve_study
+from lwgan.vocab import TrialStatus
 
 ASSET_HINTS = {
     "data_root": "an iPER-format folder (lwgan-study data check DIR)",
@@ -165,11 +166,11 @@ def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer:
 def summary_text(spec: StudySpec, outcome, args: argparse.Namespace) -> str:
     from lwgan.tracking import tracking_uri
 
-    c = outcome.counts
+    c, S = outcome.counts, TrialStatus
     total = sum(c.values())
     lines = [
-        f"study {spec.name}: {total} trials: {c['completed']} completed, {c['diverged']} diverged, "
-        f"{c['failed']} failed, {c['pruned']} pruned" + (f", {c['running'] + c['pending']} unfinished" if not outcome.finished else ""),
+        f"study {spec.name}: {total} trials: {c[S.COMPLETED]} completed, {c[S.DIVERGED]} diverged, "
+        f"{c[S.FAILED]} failed, {c[S.PRUNED]} pruned" + (f", {c[S.RUNNING] + c[S.PENDING]} unfinished" if not outcome.finished else ""),
         f"best (completed trials only): {outcome.best[0]} {spec.objective.metric} {outcome.best[1]:.4g}" if outcome.best
         else "best: none (no completed trial with an objective)",
         f"MLflow: parent run {outcome.parent_run_id} in {tracking_uri()} (browse: lwgan-study ui)",
