@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from lwgan import vocab
 from lwgan.report.stats import ALPHA, MIN_SEEDS_TEST, is_significant
 from lwgan.report.tables import metric_label
 
@@ -93,7 +94,7 @@ def findings(
             if math.isfinite(r.get("resid_rel_G", math.nan)):
                 parts.append(f"{r['variant']} {r['resid_rel_G']:.2f}%")
         if parts:
-            out.append("Oscillation of loss/G_total over the final window (residual sd in % of its level, mean over seeds): " + ", ".join(parts) + ".")
+            out.append(f"Oscillation of {vocab.G_TOTAL} over the final window (residual sd in % of its level, mean over seeds): " + ", ".join(parts) + ".")
     n_excl = sum(excluded.values())
     if n_excl:
         detail = ", ".join(f"{k}: {v}" for k, v in excluded.items() if v)

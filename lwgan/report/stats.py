@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from lwgan import vocab
+
 CONFIDENCE = 0.95
 ALPHA = 0.05
 MIN_SEEDS_CI = 2  # a CI needs a standard deviation
@@ -156,7 +158,7 @@ def compare_to_baseline(
     finals: pd.DataFrame,
     keys: Sequence[str],
     variants: Sequence[str],
-    baseline: str = "baseline",
+    baseline: str = vocab.BASELINE,
     confidence: float = CONFIDENCE,
 ) -> pd.DataFrame:
     """Per (variant, key): means, 95% CIs, delta vs baseline in % with the CI of the difference,
@@ -255,7 +257,7 @@ def run_oscillation(g_total: pd.Series, d_total: pd.Series, frac: float = 0.2) -
     return out
 
 
-def oscillation(metrics: pd.DataFrame, frac: float = 0.2, g_key: str = "loss/G_total", d_key: str = "loss/D_total") -> pd.DataFrame:
+def oscillation(metrics: pd.DataFrame, frac: float = 0.2, g_key: str = vocab.G_TOTAL, d_key: str = vocab.D_TOTAL) -> pd.DataFrame:
     """``run_oscillation`` for every run of a long metrics frame."""
     rows = []
     for (run_id, variant, seed), grp in metrics.groupby(["run_id", "variant", "seed"], sort=False):
