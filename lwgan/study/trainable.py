@@ -90,16 +90,19 @@ def restore_checkpoint(out_dir: Path) -> bool:
     """Copy Tune's checkpoint into the trial folder when the folder has none (a retry on another node)."""
     from ray import tune
 
+    from lwgan.train.checkpoint import PREVIOUS_NAME, checkpoint_files
+
     checkpoint = tune.get_checkpoint()
     local = out_dir / "checkpoints" / "last.pt"
-    if checkpoint is None or local.is_file():
+    if checkpoint is None or checkpoint_files(local):
         return False
     with checkpoint.as_directory() as folder:
-        src = Path(folder) / "last.pt"
-        if not src.is_file():
+        sources = [Path(folder) / name for name in (local.name, PREVIOUS_NAME) if (Path(folder) / name).is_file()]
+        if not sources:
             return False
         local.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, local)
+        for src in sources:  # both generations: the Trainer falls back to prev.pt if last.pt is unreadable
+            shutil.copy2(src, local.parent / src.name)
     return True
 
 

@@ -112,6 +112,7 @@ def summary_text(result, seconds: float, out_dir: Path) -> str:
 
 
 def command_train(args: argparse.Namespace) -> int:
+    from lwgan.train.checkpoint import checkpoint_files
     from lwgan.train.trainer import Trainer, checkpoint_path
 
     if getattr(args, "help_keys", False):
@@ -124,14 +125,15 @@ def command_train(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).expanduser().resolve() if getattr(args, "out", None) else _default_out()
     resume = bool(getattr(args, "resume", False))
     saved = out_dir / "config.yaml"
+    existing = checkpoint_files(checkpoint_path(out_dir))  # last.pt and/or prev.pt
     if resume:
-        if not checkpoint_path(out_dir).is_file():
+        if not existing:
             raise UserError(f"{checkpoint_path(out_dir)}: no checkpoint to resume from (check --out)")
         # The resumed run keeps its saved config; --steps / --set may still change it (e.g. extend a run).
         file_values = {**load_flat_yaml(saved), **file_values} if saved.is_file() else file_values
         source = str(saved)
     else:
-        if checkpoint_path(out_dir).exists():
+        if existing:
             raise UserError(f"{out_dir}: already holds a run; pass --resume to continue it or choose another --out")
         source = str(args.config) if getattr(args, "config", None) else ""
     cfg = build_config(profile, file_values, parse_sets(getattr(args, "sets", None)), getattr(args, "steps", None), source)

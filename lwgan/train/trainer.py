@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from collections import deque
 from contextlib import nullcontext
@@ -20,7 +21,7 @@ from lwgan.config import ConfigError, RunConfig, TrainConfig
 from lwgan import vocab
 from lwgan.errors import LossDivergedError
 from lwgan.train.callbacks import CallbackList, TrainResult
-from lwgan.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from lwgan.train.checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from lwgan.train.determinism import resolve_device, seed_everything
 from lwgan.train.guard import check_losses
 from lwgan.train.image_metrics import LPIPS, load_lpips_weights, psnr, ssim
@@ -89,6 +90,7 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.show_progress = progress
         self.progress_stream = progress_stream
+        self.checkpoint_fallback: str | None = None  # set by _resume when last.pt was unreadable
         self.profile = profile
         self.info: dict[str, Any] | None = None
 
@@ -312,11 +314,15 @@ class Trainer:
         return path
 
     def _resume(self) -> int:
-        """Load ``last.pt`` when present; returns the step to continue from (0 for a fresh run)."""
-        path = checkpoint_path(self.out_dir)
-        if not path.is_file():
+        """Load ``last.pt`` (or ``prev.pt`` when ``last.pt`` is unreadable, saying so on stderr);
+        returns the step to continue from (0 for a fresh run)."""
+        loaded = load_latest_checkpoint(checkpoint_path(self.out_dir), map_location=self.device)
+        if loaded is None:
             return 0
-        state = load_checkpoint(path, map_location=self.device)
+        if loaded.fallback:
+            print(f"warning: {loaded.fallback}", file=sys.stderr, flush=True)
+            self.checkpoint_fallback = loaded.fallback
+        state, path = loaded.payload, loaded.path
         saved, now = state["config"], self.cfg.to_flat()
         changed = sorted(k for k in now if k not in RESUME_FREE_KEYS and saved.get(k) != now[k])
         if changed:
@@ -337,6 +343,8 @@ class Trainer:
         start = self._resume()
         write_config_yaml(self.out_dir / "config.yaml", cfg.to_flat())
         info = {**info, "resumed_from_step": start}
+        if self.checkpoint_fallback:
+            info["checkpoint_fallback"] = self.checkpoint_fallback
         (self.out_dir / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
         log = MetricsWriter(self.out_dir / "metrics.jsonl")
         log.truncate_after(start)
