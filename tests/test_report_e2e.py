@@ -142,9 +142,9 @@ def test_report_files_and_relative_links(study):
     for link in links:
         assert not link.startswith("/") and (out / link).is_file(), link
     assert {"figures/curves_G.png", "figures/curves_D.png", "figures/d_outputs.png", "figures/learning_rates.png",
-            "figures/stability.png", "figures/samples_1.png"} <= set(links)
+            "figures/stability.png", "figures/d_gap.png", "figures/samples_1.png"} <= set(links)
     assert {"samples/baseline_seed0.png", "samples/gp10_seed0.png", "samples/ttur_seed0.png"} <= set(links)
-    for name in ("runs.csv", "final_values.csv", "comparison.csv", "oscillation.csv"):
+    for name in ("runs.csv", "final_values.csv", "comparison.csv", "stability.csv"):
         assert (out / "data" / name).is_file()
     headings = [line for line in md.splitlines() if line.startswith("## ")]
     assert headings == ["## Design", "## Run accounting", "## Results: deltas against the baseline", "## Training curves",

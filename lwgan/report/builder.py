@@ -50,7 +50,7 @@ def build_report(
         raise UserError(f"window: {window!r} is not a fraction in (0, 1]")
     fmts = parse_formats(formats)
     from lwgan.paths import project_dir
-    from lwgan.report.collect import collect_study, download_sample
+    from lwgan.report.collect import collect_study, download_artifact
     from lwgan.report.markdown import to_markdown
     from lwgan.report.sections import analyse, report_blocks, safe_name
 
@@ -59,7 +59,8 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
 
     analysis = analyse(data, window)
-    blocks = report_blocks(data, analysis, out, lambda run_id, dst: download_sample(data.tracking_uri, run_id, dst))
+    blocks = report_blocks(data, analysis, out,
+                           lambda run_id, artifact, dst: download_artifact(data.tracking_uri, run_id, artifact, dst))
     _write_data(data, analysis, out / "data")
 
     written = []
@@ -81,4 +82,4 @@ def _write_data(data, an, folder: Path) -> None:
     data.runs.to_csv(folder / "runs.csv", index=False)
     an.finals.to_csv(folder / "final_values.csv", index=False)
     an.comparison.to_csv(folder / "comparison.csv", index=False)
-    an.oscillation.to_csv(folder / "oscillation.csv", index=False)
+    an.oscillation.to_csv(folder / "stability.csv", index=False)  # lwgan.report.stability, one row per run

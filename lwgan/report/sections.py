@@ -1,6 +1,6 @@
 """The report's sections, in order: design, run accounting, delta tables, curves, stability, samples,
-findings. Each function turns the collected frames into document blocks (saving its figures under
-the output folder); ``report_blocks`` puts them together.
+findings. Each function turns the collected frames into document blocks; the figure sections (curves,
+stability, samples) live in ``lwgan.report.visual``; ``report_blocks`` puts them together.
 """
 
 from __future__ import annotations
@@ -9,30 +9,19 @@ import datetime as _dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from lwgan import vocab
-from lwgan.report import figures, stats, tables
+from lwgan.report import figures, schedule, stats, tables, visual
 from lwgan.report.collect import StudyRuns, json_tag
-from lwgan.report.document import DAGGER, Block, Bullets, Heading, Image, PageBreak, Paragraph, Table
+from lwgan.report.document import DAGGER, Block, Bullets, Heading, Paragraph, Table
 from lwgan.report.findings import findings
+from lwgan.report.stability import StabilitySettings, stability_frame
 
 BACKBONE_NAMES = {"vgg19": ("VGG19", "perceptual losses"), "sphereface20": ("SphereFace-20", "face losses"),
                   "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS", "LPIPS scores")}
-# One curve figure per lwgan/vocab.py group: (file name, title, group); the keys are read at call time.
-CURVE_GROUPS = (
-    ("curves_G", "Generator loss terms", vocab.Group.GENERATOR),
-    ("curves_D", "Discriminator loss terms", vocab.Group.DISCRIMINATOR),
-    ("d_outputs", "Mean discriminator outputs D(real) and D(fake)", vocab.Group.D_OUTPUTS),
-    ("learning_rates", "Learning rates", vocab.Group.LR),
-    ("grad_norms", "Gradient norms", vocab.Group.GRAD_NORM),
-    ("eval", "Evaluation metrics on the fixed validation pairs", vocab.Group.EVAL),
-)
-SAMPLE_COLUMNS = "columns: source | reference | warped source | output | target; rows: the fixed validation pairs"
-SAMPLES_PER_PANEL = 3
 
 
 @dataclass(frozen=True)
@@ -93,9 +82,8 @@ def analyse(data: StudyRuns, window: float = 0.2, baseline: str = vocab.BASELINE
     present = set(metrics["key"])
     keys = [k for k in tables.all_loss_keys() + tables.eval_keys() if k in present]
     comparison = stats.compare_to_baseline(finals, keys, variants, baseline)
-    osc = stats.oscillation(metrics, window)
-    stability = stats.summarize_by_variant(osc, ["resid_sd_G", "resid_rel_G", "resid_sd_D", "resid_rel_D", "corr_GD"],
-                                           [v for v in variants if v in set(osc["variant"])])
+    osc = stability_frame(metrics, StabilitySettings(window=window))
+    stability = stats.summarize_by_variant(osc, list(vocab.STABILITY_METRICS), [v for v in variants if v in set(osc["variant"])])
     return Analysis(variants, baseline, window, data.runs, done, metrics, finals, comparison, osc, stability, keys)
 
 
@@ -168,6 +156,12 @@ def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     blocks += [Paragraph(w) for w in warnings]
     blocks.append(Bullets(items))
     blocks.append(tables.design_table(data.runs, an.variants, an.baseline, variant_descriptions(data.study_spec)))
+    sched = schedule.schedule_table(data.runs, an.completed_metrics, an.finals, an.variants)
+    if sched.rows:
+        blocks.append(sched)
+        notes = schedule.schedule_notes(data.runs, an.variants)
+        if notes:
+            blocks.append(Bullets(notes))
     return blocks
 
 
@@ -267,102 +261,6 @@ def _with_caption(table: Table, caption: str) -> Table:
 # ----------------------------------------------------------------------------------
 
 
-def curve_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
-    blocks: list[Block] = [PageBreak(), Heading("Training curves")]
-    if an.completed_metrics.empty:
-        return blocks + [Paragraph("No completed run logged metrics: no curves.")]
-    blocks.append(Paragraph(
-        "Per variant: the mean over seeds of the EMA-smoothed curves (solid; span = 5% of the logged points, at least 3), "
-        "the min\u2013max band of the smoothed seed curves (shaded) and the raw mean over seeds (faint); the grey span is "
-        "the final window (median start over runs). Completed runs only."
-    ))
-    present = set(an.completed_metrics["key"])
-    variants = [v for v in an.variants if v in set(an.completed_metrics["variant"])]
-    window_start = an.finals.groupby("key")["first_step"].median().to_dict()
-    for name, title, group in CURVE_GROUPS:
-        keys = [k for k in vocab.names(group) if k in present]
-        if not keys:
-            continue
-        fig = figures.curves_figure(an.completed_metrics, keys, variants, palette, ncols=2 if len(keys) > 1 else 1,
-                                    window_from=window_start)
-        rel = f"figures/{name}.png"
-        figures.save_figure(fig, out_dir / rel)
-        blocks.append(Image(rel, caption=f"{title}."))
-    return blocks
-
-
-def stability_blocks(an: Analysis, out_dir: Path, palette: dict) -> list[Block]:
-    blocks: list[Block] = [Heading("Stability")]
-    if an.oscillation.empty:
-        return blocks + [Paragraph(f"No completed run logged {vocab.G_TOTAL} or {vocab.D_TOTAL}: no stability measures.")]
-    blocks.append(Paragraph(
-        f"Oscillation per run over the final window ({100 * an.window:g}% of the logged points): the standard deviation of "
-        "the residual of loss/G_total and loss/D_total after subtracting their EMA (absolute, and in % of the mean EMA "
-        "level), and corr(G, D), the Pearson correlation of the two residuals (negative when G and D swing against each "
-        "other); mean \u00b1 95% CI over seeds."
-    ))
-    blocks.append(tables.stability_table(an.stability))
-    variants = [v for v in an.variants if v in set(an.oscillation["variant"])]
-    fig = figures.stability_figure(an.oscillation, variants, palette)
-    figures.save_figure(fig, out_dir / "figures/stability.png")
-    blocks.append(Image("figures/stability.png", caption="Oscillation per variant: dots are seeds, bars mean \u00b1 95% CI."))
-    return blocks
-
-
-def pick_sample_runs(runs: pd.DataFrame, variants: Sequence[str]) -> dict[str, pd.Series]:
-    """One run per variant, the same seed everywhere when possible: the smallest seed completed in
-    every variant, else each variant's lowest completed seed, else its lowest seed of any status."""
-    done = runs[runs["status"] == vocab.TrialStatus.COMPLETED]
-    seed_sets = [set(done.loc[done["variant"] == v, "seed"].dropna()) for v in variants]
-    common = set.intersection(*seed_sets) if seed_sets and all(seed_sets) else set()
-    chosen = {}
-    for v in variants:
-        pool = done[done["variant"] == v]
-        if common:
-            pool = pool[pool["seed"] == min(common)]
-        if pool.empty:
-            pool = runs[runs["variant"] == v]
-        if not pool.empty:
-            chosen[v] = pool.sort_values("seed", kind="stable").iloc[0]
-    return chosen
-
-
-def sample_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: Callable[[str, Path], Path | None]) -> list[Block]:
-    from PIL import Image as PILImage
-
-    blocks: list[Block] = [PageBreak(), Heading("Samples")]
-    got: list[tuple[str, str, np.ndarray]] = []
-    missing = []
-    for variant, run in pick_sample_runs(data.runs, an.variants).items():
-        rel = f"samples/{safe_name(variant)}_seed{run['seed']}.png"
-        path = fetch(run["run_id"], out_dir / rel)
-        label = f"{variant} (seed {run['seed']}" + ("" if run["status"] == vocab.TrialStatus.COMPLETED else f", {run['status']}") + ")"
-        if path is None:
-            missing.append(f"{variant}: run {run['run_id'][:8]} has no samples/final.png")
-            continue
-        try:
-            with PILImage.open(path) as img:
-                got.append((label, rel, np.asarray(img.convert("RGB"))))
-        except OSError as err:  # PIL's UnidentifiedImageError is an OSError
-            missing.append(f"{variant}: run {run['run_id'][:8]} has a samples/final.png that is not a readable image ({type(err).__name__})")
-    if not got:
-        return blocks + [Paragraph("No run has a samples/final.png artifact.")] + ([Bullets(missing)] if missing else [])
-    blocks.append(Paragraph(
-        f"The last sample grid (samples/final.png) of one run per variant, the same seed where possible, on the same "
-        f"fixed validation pairs; {SAMPLE_COLUMNS}."
-    ))
-    for i in range(0, len(got), SAMPLES_PER_PANEL):
-        chunk = got[i:i + SAMPLES_PER_PANEL]
-        fig = figures.samples_figure([(label, grid) for label, _, grid in chunk])
-        rel = f"figures/samples_{i // SAMPLES_PER_PANEL + 1}.png"
-        figures.save_figure(fig, out_dir / rel)
-        blocks.append(Image(rel, caption="Samples: " + ", ".join(label for label, _, _ in chunk) + "."))
-    blocks.append(Paragraph("Full-resolution grids: " + ", ".join(f"[{label}]({rel})" for label, rel, _ in got) + "."))
-    if missing:
-        blocks.append(Bullets(missing))
-    return blocks
-
-
 def findings_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     completed = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
     sentences = findings(an.comparison, an.variants, an.baseline, completed, excluded_counts(data.runs),
@@ -373,16 +271,18 @@ def findings_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     return [Heading("Findings")] + [Paragraph(s) for s in sentences]
 
 
-def report_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: Callable[[str, Path], Path | None]) -> list[Block]:
-    """Every section in order; figures and sample grids are written under ``out_dir``."""
+def report_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: visual.Fetch) -> list[Block]:
+    """Every section in order; figures and sample strips are written under ``out_dir``. ``fetch(run_id,
+    artifact, destination)`` copies a trial's artifact file and returns its path (None when absent)."""
     palette = figures.variant_palette(an.variants)
     blocks: list[Block] = []
     blocks += title_blocks(data)
     blocks += design_blocks(data, an)
     blocks += accounting_blocks(data, an)
     blocks += delta_blocks(an)
-    blocks += curve_blocks(an, out_dir, palette)
-    blocks += stability_blocks(an, out_dir, palette)
-    blocks += sample_blocks(data, an, out_dir, fetch)
+    blocks += visual.curve_blocks(an.completed_metrics, an.finals, an.variants, out_dir, palette)
+    blocks += visual.stability_blocks(an.completed_metrics, an.oscillation, an.finals, an.variants,
+                                      StabilitySettings(window=an.window), out_dir, palette)
+    blocks += visual.sample_blocks(data.runs, an.variants, out_dir, fetch)
     blocks += findings_blocks(data, an)
     return blocks
