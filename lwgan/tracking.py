@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from lwgan import vocab
 from lwgan.errors import UserError
+from lwgan.store import check_store
 from lwgan.paths import PROJECT_MARKER, project_dir
 
 ENV_FILE = PROJECT_MARKER
@@ -120,10 +121,21 @@ class StudyTracker:
         _mlflow_env()  # again: importing mlflow resets its logger to INFO
         self.uri = uri or tracking_uri()
         self.experiment = experiment or experiment_name()
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        check_store(self.uri)  # seconds, not MLflow's minutes of retries; a new SQLite file created under a lock
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_id = self._ensure_experiment()
+
+    def buffer_in(self, folder: Path, notify=None):
+        """From now on keep the writes the store could not take in ``folder`` (the study's run folder) and
+        send them when it is back (lwgan.tracking_backlog); sends what an earlier driver left there first."""
+        from lwgan.tracking_backlog import BufferedClient
+
+        if not isinstance(self.client, BufferedClient):
+            self.client = BufferedClient(self.client, Path(folder), notify, self.uri)
+        left = self.client.pending()
+        if left and self.client.flush(force=True) and notify:
+            notify(f"sent {left} tracking writes an earlier run of this study had kept in {folder}")
+        return self.client
 
     def _ensure_experiment(self) -> str:
         """Create the store and experiment here, before any trial runs (concurrent creation races)."""
@@ -265,22 +277,24 @@ def study_run_tags(study_file: str, profile: str, baseline: Mapping[str, Any], v
 # ----------------------------------------------------------------------------------
 
 
-def ui_command(uri: str, port: int) -> list[str]:
+def ui_command(uri: str, port: int, host: str = "127.0.0.1") -> list[str]:
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+            "--host", host, "--port", str(port), "--workers", "1"]
 
 
 def command_ui(args) -> int:
-    """Start ``mlflow ui`` on 127.0.0.1 against the project's store (blocks until Ctrl-C)."""
+    """Start ``mlflow ui`` (on 127.0.0.1 unless ``--host``) against the project's store (blocks until Ctrl-C)."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise UserError(f"no MLflow store at {uri} yet: run a study first (lwgan-study run), or set MLFLOW_TRACKING_URI")
     port = int(getattr(args, "port", 5000))
+    host = str(getattr(args, "host", None) or "127.0.0.1")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning (Ctrl-C to stop)", flush=True)
+    print(f"MLflow UI for {uri} at http://{host}:{port}/#/experiments?workflowType=machine_learning (Ctrl-C to stop)",
+          file=sys.stderr, flush=True)
     # Its own process group, ended as a whole on any exit (Ctrl-C, SIGTERM): mlflow's uvicorn
     # worker would otherwise outlive us and keep the port.
-    proc = subprocess.Popen(ui_command(uri, port), env=env, start_new_session=True)
+    proc = subprocess.Popen(ui_command(uri, port, host), env=env, start_new_session=True)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         return proc.wait()

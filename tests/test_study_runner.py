@@ -65,11 +65,12 @@ def test_failure_accounting_tracking_and_resume(env, tmp_path, monkeypatch, caps
     storage = tmp_path / "runs"
     # baseline crashes once (retried from its checkpoint), bad crashes on every attempt (2 retries, then failed).
     monkeypatch.setenv("LWGAN_STUDY_INJECT_CRASH", "baseline-s0:7:1,bad-s0:2:9")
-    assert command_run(run_args(path, storage), trainer=STUB) == 0
-    out = capsys.readouterr().out
+    assert command_run(run_args(path, storage), trainer=STUB) == 1  # a trial failed: exit 1 (diverged is a result)
+    captured = capsys.readouterr()  # results on stdout, progress on stderr
+    out = captured.out
     assert "4 trials: 2 completed, 1 diverged, 1 failed, 0 pruned" in out
     assert "best (completed trials only): fast-s0 eval/ssim" in out
-    assert "retrying from its checkpoint" in out and "diverged at step 1" in out
+    assert "retrying from its checkpoint" in captured.err and "diverged at step 1" in captured.err
 
     state = load_state(storage, "plumb")
     recs = state.trials
@@ -103,15 +104,15 @@ def test_failure_accounting_tracking_and_resume(env, tmp_path, monkeypatch, caps
 
     # --resume of a finished study reruns nothing and creates no run.
     monkeypatch.delenv("LWGAN_STUDY_INJECT_CRASH")
-    assert command_run(run_args(path, storage, resume=True), trainer=STUB) == 0
+    assert command_run(run_args(path, storage, resume=True), trainer=STUB) == 1  # bad-s0 stays failed
     assert len(children(env, state.parent_run_id)[1]) == 4
     # A trial left "running" by a stopped driver is the only one rerun, in its own MLflow run.
     state = load_state(storage, "plumb")
     fast_run = state.trials["fast-s0"].mlflow_run_id
     state.update("fast-s0", state="running")
     capsys.readouterr()
-    assert command_run(run_args(path, storage, resume=True), trainer=STUB) == 0
-    out = capsys.readouterr().out
+    assert command_run(run_args(path, storage, resume=True), trainer=STUB) == 1
+    out = capsys.readouterr().err
     assert "] fast-s0 " in out and "] baseline-s0 " not in out and "1 interrupted trials continue" in out
     state = load_state(storage, "plumb")
     assert state.trials["fast-s0"].state == "completed" and state.trials["fast-s0"].attempts == 2
@@ -181,7 +182,7 @@ def test_resume_after_ctrl_c_or_sigkill(env, tmp_path, sig):
     except ProcessLookupError:
         pass
     assert done.returncode == 0, done.stdout + done.stderr
-    events = [ln for ln in done.stdout.splitlines() if ln.startswith("[")]
+    events = [ln for ln in done.stderr.splitlines() if ln.startswith("[")]  # progress is on stderr
     after = load_state(storage, "interrupt")
     assert all(r.state == "completed" for r in after.trials.values())
     assert after.parent_run_id == before.parent_run_id

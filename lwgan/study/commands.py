@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,6 +15,7 @@ from lwgan.errors import UserError
 from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, format_value, load_study, resolve_study
 from lwgan.vocab import TrialStatus
 
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")  # an MLflow run id
 ASSET_HINTS = {
     "data_root": "an iPER-format folder (lwgan-study data check DIR)",
     "body_model": "an SMPL .npz/.pkl (lwgan-study body convert SMPL.pkl SMPL.npz)",
@@ -118,6 +120,51 @@ def _default_storage() -> Path:
     return project_dir() / "runs" / "studies"
 
 
+def _storage(args: argparse.Namespace) -> Path:
+    return Path(args.storage).expanduser().resolve() if getattr(args, "storage", None) else _default_storage()
+
+
+def find_run_dir(storage: Path, parent_run_id: str, study: str | None = None) -> Path | None:
+    """The run folder (``<storage>/<study>/run-*``) whose state records MLflow parent run ``parent_run_id``."""
+    from lwgan.study.state import STATE_FILE, StudyState
+
+    for path in sorted(storage.glob(f"{study or '*'}/run-*/{STATE_FILE}")):
+        try:
+            if StudyState.load(path).parent_run_id == parent_run_id:
+                return path.parent
+        except (UserError, OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+def _resume_target(args: argparse.Namespace) -> Path | None:
+    """``--resume RUN_ID``: the run folder of that parent run (and the study file and profile it ran with, when
+    not given); ``--resume`` alone: None (the runner takes the latest run). A value that is not a run id is
+    the study (``run --resume studies/x.yaml``)."""
+    from lwgan.study.state import STATE_FILE, StudyState
+
+    value = getattr(args, "resume", False)
+    if not isinstance(value, str):
+        return None
+    if not RUN_ID.match(value):
+        if getattr(args, "study", None):
+            raise UserError(f"--resume {value!r}: expected an MLflow parent run id (32 hex digits; lwgan-study ls lists them)")
+        args.study, args.resume = value, True
+        return None
+    storage = _storage(args)
+    study = load_study(args.study).name if getattr(args, "study", None) else None
+    run_dir = find_run_dir(storage, value, study)
+    if run_dir is None:
+        raise UserError(f"--resume {value}: no run folder under {storage}{'/' + study if study else ''} records that parent run "
+                        "(pass the --storage it ran with; lwgan-study ls lists the runs)")
+    state = StudyState.load(run_dir / STATE_FILE)
+    if not getattr(args, "study", None):
+        args.study = state.study_file
+    if not getattr(args, "profile", None):
+        args.profile = state.profile
+    return run_dir
+
+
 def _resume_profile(args: argparse.Namespace) -> None:
     """On --resume without --profile, take the profile of the run being resumed."""
     if not getattr(args, "resume", False) or getattr(args, "profile", None):
@@ -125,8 +172,7 @@ def _resume_profile(args: argparse.Namespace) -> None:
     from lwgan.study.state import STATE_FILE, StudyState, latest_run_dir
 
     spec = load_study(getattr(args, "study", None))
-    storage = Path(args.storage).expanduser().resolve() if getattr(args, "storage", None) else _default_storage()
-    run_dir = latest_run_dir(storage / spec.name)
+    run_dir = latest_run_dir(_storage(args) / spec.name)
     if run_dir is not None:
         args.profile = StudyState.load(run_dir / STATE_FILE).profile
 
@@ -136,7 +182,9 @@ def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer:
     from lwgan.study.runner import RunOptions, run_study
     from lwgan.study.trainable import CRASH_ENV, DEFAULT_TRAINER, CrashSpec
 
-    stream = stream or sys.stdout
+    stream = stream or sys.stdout  # results (the plan, the summary)
+    progress = stream if stream is not sys.stdout else sys.stderr  # progress and diagnostics
+    resume_dir = _resume_target(args)
     _resume_profile(args)
     spec, resolved = _resolve(args)
     if getattr(args, "dry_run", False):
@@ -145,22 +193,32 @@ def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer:
         return 0
     if resolved.missing_assets:
         raise UserError(dataset_line(resolved).splitlines()[-1])
-    storage = Path(args.storage).expanduser().resolve() if getattr(args, "storage", None) else _default_storage()
     options = RunOptions(
-        storage=storage,
+        storage=_storage(args),
         resume=bool(getattr(args, "resume", False)),
+        resume_dir=resume_dir,
         address=getattr(args, "address", None),
         max_concurrent=getattr(args, "max_concurrent", None),
         report=not getattr(args, "no_report", False),
         trainer=trainer or DEFAULT_TRAINER,
         prepare_data=trainer is None,  # a stand-in trainer (tests) reads no data
         crashes=CrashSpec.parse(os.environ.get(CRASH_ENV)),
-        stream=stream,
+        stream=progress,
     )
-    print(dataset_line(resolved), file=stream)
+    print(dataset_line(resolved), file=progress)
     outcome = run_study(resolved, options)
     print(summary_text(spec, outcome, args), file=stream)
-    return 0 if outcome.finished else 130
+    return exit_code(outcome)
+
+
+def exit_code(outcome) -> int:
+    """130 interrupted; 1 a trial failed or the report could not be written; else 0 (a diverged or pruned
+    trial is a result, not an error). The codes are listed in ``lwgan-study run --help``."""
+    if not outcome.finished:
+        return 130
+    if outcome.counts.get(str(TrialStatus.FAILED), 0) or outcome.report_error:
+        return 1
+    return 0
 
 
 def summary_text(spec: StudySpec, outcome, args: argparse.Namespace) -> str:

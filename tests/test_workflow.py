@@ -1,0 +1,283 @@
+"""Research workflow on one tiny real study store (written by lwgan.tracking's StudyTracker into SQLite, read
+back through MLflow): the shipped studies and `init`, `ls`, `show`, `compare`, the notebook API and the
+CLI's conventions (version, help with defaults and examples, choices, exit codes)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from lwgan import api
+from lwgan.cli import _build_parser, main
+from lwgan.errors import UserError
+from lwgan.tracking import StudyTracker, study_run_tags, ui_command
+from lwgan.vocab import Tag
+
+STEPS = 10
+SEEDS = (0, 1, 2)
+# Per (run, variant): the level of loss/G_total; per (run, variant, seed): a fixed offset, so paired
+# differences vary between seeds (a t-test needs a spread).
+LEVEL = {("A", "baseline"): 1.0, ("A", "GP2"): 1.1, ("B", "baseline"): 0.8, ("B", "GP2"): 1.4}
+OFFSET = {("A", 0): 0.00, ("A", 1): 0.02, ("A", 2): 0.05, ("B", 0): 0.01, ("B", 1): 0.00, ("B", 2): 0.06}
+VERDICTS = [{"id": "gp2-total", "verdict": "confirmed", "detail": "L_total GP2 vs baseline +40% [+30, +50]"}]
+
+
+def loss(run: str, variant: str, seed: int, step: int) -> float:
+    return LEVEL[(run, variant)] + OFFSET[(run, seed)] + 0.5 / step + (0.03 if variant == "GP2" else 0.0) * seed
+
+
+def ssim(run: str, variant: str, seed: int) -> float:
+    return 0.3 + 0.01 * seed + (0.05 if variant == "GP2" else 0.0) + (0.1 if run == "B" else 0.0)
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    root: Path
+    run_a: str
+    run_b: str
+
+
+def _write_run(tracker: StudyTracker, run: str, profile: str, failed: set[tuple[str, int]]) -> str:
+    tags = study_run_tags("/s/tiny-ab.yaml", profile, {"data_root": None, "body_model": None}, {"torch": "2.13.0"}, f"commit{run}")
+    study_yaml = "name: tiny-ab\nvariants:\n  GP2: {gp_weight: 2}\nobjective: {metric: eval/ssim, mode: max}\n"
+    parent = tracker.start_study("tiny-ab", tags, study_yaml)
+    counts = {"completed": 0, "diverged": 0, "failed": 0, "pruned": 0}
+    for variant in ("baseline", "GP2"):
+        for seed in SEEDS:
+            trial = f"{variant}-s{seed}"
+            child = tracker.start_trial(parent, trial, variant, seed, {"gp_weight": 2.0 if variant == "GP2" else 0.0})
+            if (variant, seed) in failed:
+                tracker.log_metrics(child, [(s, {"loss/G_total": loss(run, variant, seed, s)}) for s in (1, 2)])
+                tracker.end_trial(child, "failed", None, 2, "RuntimeError: out of memory")
+                counts["failed"] += 1
+                continue
+            history = [(s, {"loss/G_total": loss(run, variant, seed, s)}) for s in range(1, STEPS + 1)]
+            history += [(s, {"eval/ssim": ssim(run, variant, seed) - (0.1 if s < STEPS else 0)}) for s in (5, STEPS)]
+            tracker.log_metrics(child, history)
+            tracker.end_trial(child, "completed", None, STEPS)
+            counts["completed"] += 1
+    tracker.end_study(parent, counts, True)
+    return parent
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    """Two parent runs of study 'tiny-ab' (baseline + GP2 x 3 seeds): A on tiny, B on small with GP2-s2 failed,
+    B carrying verdicts and a logged report."""
+    root = tmp_path_factory.mktemp("workflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tracker = StudyTracker(uri, "lwgan-study")
+    run_a = _write_run(tracker, "A", "tiny", set())
+    run_b = _write_run(tracker, "B", "small", {("GP2", 2)})
+    # The verdicts as lwgan.report.verdicts.publish records them: a tag per claim, a summary tag, claims.json.
+    for v in VERDICTS:
+        tracker.client.set_tag(run_b, Tag.claim(v["id"]), f"{v['verdict']}: {v['detail']}")
+    tracker.client.set_tag(run_b, Tag.CLAIMS_SUMMARY, "1 confirmed of 1")
+    tracker.client.log_table(run_b, data=pd.DataFrame(VERDICTS), artifact_file="claims.json")
+    report = root / "report"
+    report.mkdir()
+    (report / "report.md").write_text("# tiny-ab\n")
+    tracker.log_folder(run_b, report, "report")
+    return Store(uri, root, run_a, run_b)
+
+
+@pytest.fixture
+def env(store, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    monkeypatch.setenv("LWGAN_HOME", str(tmp_path))
+    return store
+
+
+def final_mean(run: str, variant: str, seed: int) -> float:
+    """The report's final value by hand: the mean over the last 20% of 10 logged points (steps 9 and 10)."""
+    return (loss(run, variant, seed, 9) + loss(run, variant, seed, 10)) / 2
+
+
+# ----------------------------------------------------------------------------------
+# Shipped studies
+# ----------------------------------------------------------------------------------
+
+
+def test_shipped_studies_load_by_name_and_init_copies_them(tmp_path, capsys):
+    from lwgan.study.library import embedded_dir, embedded_studies
+    from lwgan.study.spec import load_study
+
+    names = set(embedded_studies())
+    assert {"ensembles", "ttur", "gradient_penalty", "spectral_norm", "label_smoothing", "loss_weights", "search"} <= names
+    assert embedded_dir() == Path(__file__).resolve().parents[1] / "lwgan" / "studies"
+    assert load_study("ttur").name == "ttur" and load_study(None).name == "ensembles"
+    with pytest.raises(UserError, match=r"nope: study file not found .*ensembles \| gradient_penalty"):
+        load_study("nope")
+
+    assert main(["init", str(tmp_path / "mine")]) == 0
+    written = capsys.readouterr().out.split()
+    assert sorted(Path(p).name for p in written) == sorted(f"{n}.yaml" for n in names)
+    copy = tmp_path / "mine" / "ttur.yaml"
+    assert copy.read_text() == (embedded_dir() / "ttur.yaml").read_text()
+    copy.write_text("edited")
+    assert main(["init", str(tmp_path / "mine")]) == 2  # never overwrites an edit silently
+    assert "already holds" in capsys.readouterr().err and copy.read_text() == "edited"
+    assert main(["init", str(tmp_path / "mine"), "--force"]) == 0 and copy.read_text() != "edited"
+
+
+# ----------------------------------------------------------------------------------
+# ls / show
+# ----------------------------------------------------------------------------------
+
+
+def test_ls_lists_every_parent_run_with_counts(env, capsys):
+    frame = api.studies()
+    assert list(frame["run_id"]) == [env.run_b, env.run_a]  # newest first
+    b = frame.set_index("run_id").loc[env.run_b]
+    assert (b["study"], b["profile"], b["git_commit"], b["status"]) == ("tiny-ab", "small", "commitB", "completed")
+    assert (b["completed"], b["failed"], b["diverged"], b["trials"]) == (5, 1, 0, 6)
+    assert b["report"].endswith("report/report.md") and Path(b["report"]).is_file()
+    assert frame.set_index("run_id").loc[env.run_a, "report"] == ""
+
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tiny-ab (2 runs)") and env.run_a in out and "5 completed, 1 failed" in out
+    assert main(["ls", "tiny-ab", "--format", "csv"]) == 0
+    csv = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert list(csv["run_id"]) == [env.run_b, env.run_a] and list(csv["failed"]) == [1, 0]
+    assert main(["ls", "other"]) == 0 and "no studies" in capsys.readouterr().err
+
+
+def test_show_trials_best_and_verdicts(env, capsys):
+    detail = api.show(env.run_b)
+    assert detail.run_id == env.run_b and detail.objective_metric == "eval/ssim" and detail.objective_mode == "max"
+    t = detail.trials.set_index("trial_id")
+    assert list(detail.trials["variant"][:3]) == ["baseline"] * 3  # baseline first
+    assert t.loc["GP2-s2", "status"] == "failed" and t.loc["GP2-s2", "error"] == "RuntimeError: out of memory"
+    assert t.loc["GP2-s1", "objective"] == pytest.approx(ssim("B", "GP2", 1))
+    # Best by hand: the highest final eval/ssim among completed trials (GP2-s2 failed).
+    assert detail.best["trial_id"] == "GP2-s1" and detail.best["objective"] == pytest.approx(ssim("B", "GP2", 1))
+    assert detail.verdicts.to_dict("records") == VERDICTS
+    assert api.verdicts(env.run_a) is None
+    # Without the table artifact the tags alone give id, verdict and detail.
+    from mlflow.tracking import MlflowClient
+
+    from lwgan.catalog.store import read_verdicts
+
+    client = MlflowClient(env.uri)
+    client.set_tag(env.run_a, Tag.claim("c1"), "inconclusive: L_rec E1 vs baseline +2% (range -1 to +5)")
+    try:
+        assert read_verdicts(client, client.get_run(env.run_a)).to_dict("records") == [
+            {"id": "c1", "verdict": "inconclusive", "detail": "L_rec E1 vs baseline +2% (range -1 to +5)"}]
+    finally:
+        client.delete_tag(env.run_a, Tag.claim("c1"))
+
+    assert main(["show", env.run_b]) == 0
+    out = capsys.readouterr().out
+    assert "best (completed trials only): GP2-s1 (GP2, seed 1)" in out and "out of memory" in out
+    assert "verdicts (1 confirmed of 1):\n  gp2-total: confirmed: L_total GP2 vs baseline +40%" in out
+    assert main(["show", "tiny-ab"]) == 0  # a study name: its latest run (B)
+    assert env.run_b in capsys.readouterr().out
+    assert main(["show", "f" * 32]) == 2 and "no study named" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------
+# compare
+# ----------------------------------------------------------------------------------
+
+
+def test_compare_matches_a_hand_computed_paired_t_test(env, tmp_path, capsys):
+    table = api.compare(env.run_a, env.run_b, metrics=["loss/G_total"])
+    base = table[(table["variant"] == "baseline")].iloc[0]
+    a = np.array([final_mean("A", "baseline", s) for s in SEEDS])
+    b = np.array([final_mean("B", "baseline", s) for s in SEEDS])
+    d = a - b
+    half = sps.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert base["test"] == "paired t" and base["n_a"] == 3 and base["n_b"] == 3
+    assert base["diff"] == pytest.approx(d.mean()) and base["mean_b"] == pytest.approx(b.mean())
+    assert (base["diff_lo"], base["diff_hi"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert base["p"] == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert base["pct"] == pytest.approx(100 * d.mean() / abs(b.mean()))
+    # GP2: B's seed 2 failed, so 2 shared seeds: a difference, but no test below 3 seeds.
+    gp2 = table[(table["variant"] == "GP2")].iloc[0]
+    assert (gp2["n_a"], gp2["n_b"], gp2["test"]) == (3, 2, "none") and math.isnan(gp2["p"])
+    assert gp2["mean_b"] == pytest.approx(np.mean([final_mean("B", "GP2", s) for s in (0, 1)]))
+
+    assert main(["compare", env.run_a, env.run_b, "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# A: tiny-ab @ tiny") and "| baseline | `loss/G_total` | 3/3 |" in out and "| GP2 | `eval/ssim`" in out
+    csv = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert set(csv["key"]) == {"loss/G_total", "eval/ssim"} and (tmp_path / "cmp" / "compare.md").read_text() == out
+    assert main(["compare", env.run_a, env.run_a]) == 2 and "same parent run" in capsys.readouterr().err
+    assert main(["compare", env.run_a, env.run_b, "--metric", "loss/nope"]) == 2
+    assert "unknown metric loss/nope" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------
+# Notebook API
+# ----------------------------------------------------------------------------------
+
+
+def test_notebook_api_frames(env):
+    runs = api.runs("tiny-ab")  # latest run: B
+    assert len(runs) == 6 and set(runs["status"]) == {"completed", "failed"} and "param.gp_weight" in runs
+    older = api.runs(env.run_a)
+    assert set(older["status"]) == {"completed"}
+    metrics = api.metrics(env.run_a)
+    one = metrics[(metrics["variant"] == "GP2") & (metrics["seed"] == 1) & (metrics["key"] == "loss/G_total")]
+    assert list(one["step"]) == list(range(1, STEPS + 1)) and one["value"].iloc[-1] == pytest.approx(loss("A", "GP2", 1, STEPS))
+    finals = api.final_values(env.run_a)
+    got = finals[(finals["variant"] == "baseline") & (finals["seed"] == 2) & (finals["key"] == "loss/G_total")]["value"]
+    assert got.iloc[0] == pytest.approx(final_mean("A", "baseline", 2))
+    # Only completed trials enter final values.
+    assert len(api.final_values(env.run_b).query("key == 'loss/G_total'")) == 5
+
+
+# ----------------------------------------------------------------------------------
+# CLI conventions
+# ----------------------------------------------------------------------------------
+
+
+def _sub(name: str) -> argparse.ArgumentParser:
+    parser = _build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def test_cli_version_help_defaults_examples_and_choices(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lwgan-study {version('lwgan-study')}"
+    assert main([]) == 2 and "COMMAND" in capsys.readouterr().out  # no command: the help
+    for name in ("run", "validate", "report", "ui", "init", "ls", "show", "compare", "train", "data", "body"):
+        text = _sub(name).format_help()
+        assert "example" in text and f"lwgan-study {name}" in text, name
+    run_help = _sub("run").format_help()
+    assert "exit codes:" in run_help and "1    run: a trial failed" in run_help
+    assert "(default: 5000)" in _sub("ui").format_help() and "(default: 127.0.0.1)" in _sub("ui").format_help()
+    with pytest.raises(SystemExit):
+        main(["run", "--profile", "huge", "--dry-run"])
+    assert "invalid choice: 'huge' (choose from 'small', 'tiny', 'paper')" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ls", "--format", "xml"])
+    assert main(["report", "x", "--format", "docx"]) == 2 and "allowed: md" in capsys.readouterr().err
+    assert ui_command("sqlite:////x.db", 5001, "0.0.0.0")[6:8] == ["--host", "0.0.0.0"]
+
+
+def test_run_exit_codes():
+    from lwgan.study.commands import exit_code
+    from lwgan.study.runner import StudyOutcome
+
+    def outcome(finished=True, report_error=None, **counts):
+        return StudyOutcome(Path("."), "r", {"completed": 1, "diverged": 0, "failed": 0, "pruned": 0, **counts}, None, finished,
+                            report_error=report_error)
+
+    assert exit_code(outcome(diverged=1, pruned=2)) == 0  # a diverged or pruned trial is a result
+    assert exit_code(outcome(failed=1)) == 1
+    assert exit_code(outcome(report_error="the report failed")) == 1
+    assert exit_code(outcome(finished=False, failed=1)) == 130
