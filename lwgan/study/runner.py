@@ -25,6 +25,7 @@ TUNE_NAME = "tune"
 class RunOptions:
     storage: Path  # <storage>/<study>/run-<time>/ holds the state file, trial folders and Ray's results
     resume: bool = False
+    resume_dir: Path | None = None  # the run folder to resume (--resume RUN_ID); None = the study's latest run
     address: str | None = None  # Ray cluster address; None = $RAY_ADDRESS, else a local Ray
     max_concurrent: int | None = None
     report: bool = True
@@ -84,6 +85,8 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: float) -> bool:
                 "check the address and the cluster's token (RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH, see README)"
             ) from None
     else:
+        # A local Ray we start turns token auth on itself and says so in a warning the user cannot act on.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus or None, _temp_dir=_ray_temp_dir(), **common)
     return True
 
@@ -109,7 +112,7 @@ def open_state(resolved: ResolvedStudy, options: RunOptions) -> StudyState:
     spec = resolved.spec
     study_root = (options.storage / spec.name).resolve()
     if options.resume:
-        run_dir = latest_run_dir(study_root)
+        run_dir = options.resume_dir or latest_run_dir(study_root)
         if run_dir is None:
             raise UserError(f"nothing to resume: no run of study {spec.name!r} under {study_root} (start it without --resume)")
         state = StudyState.load(run_dir / STATE_FILE)
