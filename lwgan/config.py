@@ -21,7 +21,9 @@ from lwgan.errors import UserError
 
 
 class ConfigError(UserError, ValueError):
-    """A config value is invalid. ``key`` is the key path, ``allowed`` what is accepted."""
+    """A config value is invalid: ``source`` (file or flag), ``key`` (dotted path; may be empty),
+    ``message``, ``allowed`` (what is accepted). The one error type of config layering
+    (lwgan.layering); a study file's errors are its subclass ``StudyError``."""
 
     def __init__(self, key: str, message: str, allowed: str = "", source: str = ""):
         self.key = key
@@ -29,8 +31,9 @@ class ConfigError(UserError, ValueError):
         self.allowed = allowed
         self.source = source
         where = f"{source}: " if source else ""
+        what = f"{key}: " if key else ""
         tail = f" (allowed: {allowed})" if allowed else ""
-        super().__init__(f"{where}{key}: {message}{tail}")
+        super().__init__(f"{where}{what}{message}{tail}")
 
     def with_source(self, source: str, prefix: str = "") -> "ConfigError":
         key = f"{prefix}.{self.key}" if prefix else self.key
