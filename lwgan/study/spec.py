@@ -17,7 +17,7 @@ import yaml
 
 from lwgan import vocab
 from lwgan.config import FIELD_SECTION, FIELD_TYPES, LAMBDA_KEYS, ConfigError, TrainConfig, diff_flat
-from lwgan.errors import UserError
+from lwgan.layering import Layer, config_layers, layer_config
 from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides
 from lwgan.study.claims import Claim, parse_claims
 from lwgan.vocab import BASELINE
@@ -43,14 +43,16 @@ SEARCHABLE_KEYS = (
 )
 
 
-class StudyError(UserError):
-    """A study file is invalid: ``source`` (file), ``key`` (dotted path), ``allowed`` values."""
+class StudyError(ConfigError):
+    """A study file is invalid: ConfigError's fields (``source`` file, ``key`` dotted path, ``message``,
+    ``allowed`` values), given source first."""
 
     def __init__(self, source: str, key: str, message: str, allowed: str = ""):
-        self.source, self.key, self.message, self.allowed = source, key, message, allowed
-        tail = f" (allowed: {allowed})" if allowed else ""
-        where = f"{key}: " if key else ""
-        super().__init__(f"{source}: {where}{message}{tail}")
+        super().__init__(key, message, allowed, source)
+
+    @classmethod
+    def of(cls, err: ConfigError) -> "StudyError":
+        return err if isinstance(err, StudyError) else cls(err.source, err.key, err.message, err.allowed)
 
 
 @dataclass(frozen=True)
@@ -272,10 +274,7 @@ def resolve_study(
     profile = profile or spec.default_profile
     if profile not in PROFILES:
         raise StudyError(spec.source, "--profile", f"unknown profile {profile!r}", " | ".join(PROFILES))
-    extra: dict[str, Any] = dict(sets or {})
-    if steps is not None:
-        extra["max_steps"] = steps
-    baseline_cfg = _baseline_config(spec, profile, extra=extra)
+    baseline_cfg = _baseline_config(spec, profile, sets=sets, steps=steps)
     baseline = baseline_cfg.to_flat()
     seed_list = _seeds(spec.source, f"profiles.{profile}.seeds", spec.profiles.get(profile, {}).get("seeds")) \
         if "seeds" in spec.profiles.get(profile, {}) else spec.seeds
@@ -288,39 +287,37 @@ def resolve_study(
     trials: list[TrialPlan] = []
     if spec.kind == "ablation":
         for variant in (Variant(BASELINE, {}), *spec.variants):
-            cfg = _apply(spec.source, f"variants.{variant.name}", baseline_cfg, variant.overrides)
+            cfg = _layered([Layer(variant.overrides, spec.source, f"variants.{variant.name}")], baseline_cfg)
             overrides = diff_flat(cfg, baseline_cfg)
             overrides.pop("seed", None)
             for seed in (s + variant.seed_offset for s in seed_list):
-                flat = cfg.override({"seed": seed}).to_flat()
+                flat = _layered([Layer({"seed": seed}, spec.source, "seeds")], cfg).to_flat()
                 trials.append(TrialPlan(f"{variant.name}-s{seed}", variant.name, seed, overrides, flat))
     return ResolvedStudy(spec, profile, baseline, tuple(trials), tuple(seed_list), tuple(missing_real_assets(profile, baseline_cfg)))
 
 
-def _baseline_config(spec: StudySpec, profile: str, extra: Mapping[str, Any] | None = None, check_only: bool = False) -> TrainConfig:
-    """defaults <- lwgan profile <- base <- dataset <- study profile <- budget.max_steps <- CLI extras."""
-    src = spec.source
-    cfg = TrainConfig.from_flat(profile_overrides(profile))
-    cfg = _apply(src, "base", cfg, spec.base)
-    if spec.dataset:
-        cfg = _apply(src, "dataset", cfg, {"data_root": spec.dataset})
+def _baseline_config(spec: StudySpec, profile: str, sets: Mapping[str, Any] | None = None, steps: int | None = None,
+                     check_only: bool = False) -> TrainConfig:
+    """The baseline in the one layering order (lwgan.layering): defaults <- lwgan profile <- base <-
+    dataset <- study profile <- budget.max_steps <- --set <- --steps; ``check_only`` also applies
+    every variant (each must be a valid config)."""
     prof = {k: v for k, v in spec.profiles.get(profile, {}).items() if k not in PROFILE_RESERVED}
-    cfg = _apply(src, f"profiles.{profile}", cfg, prof)
-    if spec.budget.max_steps is not None:
-        cfg = _apply(src, "budget", cfg, {"max_steps": spec.budget.max_steps})
-    if extra:
-        cfg = _apply(src, "command line", cfg, extra)
+    cfg = _layered(config_layers(
+        profile_overrides(profile), profile_name=profile, source=spec.source, base=spec.base, dataset=spec.dataset,
+        study_profile=prof, budget_steps=spec.budget.max_steps, sets=sets, steps=steps,
+    ))
     if check_only:
         for variant in spec.variants:
-            _apply(src, f"variants.{variant.name}", cfg, variant.overrides)
+            _layered([Layer(variant.overrides, spec.source, f"variants.{variant.name}")], cfg)
     return cfg
 
 
-def _apply(source: str, prefix: str, cfg: TrainConfig, flat: Mapping[str, Any]) -> TrainConfig:
+def _layered(layers: list[Layer], base: TrainConfig | None = None) -> TrainConfig:
+    """lwgan.layering.layer_config, its ConfigError as a StudyError (same fields)."""
     try:
-        return cfg.override(dict(flat)) if flat else cfg
+        return layer_config(layers, base)
     except ConfigError as err:
-        raise StudyError(source, f"{prefix}.{err.key}", err.message, err.allowed) from None
+        raise StudyError.of(err) from None
 
 
 def _check_search_baseline(spec: StudySpec) -> None:
