@@ -9,11 +9,12 @@ from typing import Any, Mapping
 
 import yaml
 
-from lwgan.config import CHOICES, FIELD_SECTION, FIELD_TYPES, SECTIONS, ConfigError, TrainConfig
 from lwgan import vocab
+from lwgan.config import CHOICES, FIELD_SECTION, FIELD_TYPES, SECTIONS, ConfigError, TrainConfig
 from lwgan.errors import UserError
+from lwgan.layering import config_layers, layer_config
 from lwgan.paths import project_dir
-from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides, resolve_config
+from lwgan.profiles import DEFAULT_PROFILE, PROFILES, missing_real_assets, profile_overrides
 
 SUMMARY_METRICS = (vocab.G_TOTAL, vocab.G_REC, vocab.G_TSF, vocab.D_TOTAL, vocab.D_REAL_MEAN, vocab.D_FAKE_MEAN)
 
@@ -51,22 +52,10 @@ def parse_sets(sets: list[str] | None) -> dict[str, str]:
 def build_config(
     profile: str, file_values: Mapping[str, Any], sets: Mapping[str, Any], steps: int | None, source: str = ""
 ) -> TrainConfig:
-    """Reference defaults <- profile <- config file <- --set <- --steps; each error names where it came from."""
-    base = resolve_config(profile)
-    try:
-        cfg = base.override(dict(file_values)) if file_values else base
-    except ConfigError as err:
-        raise err.with_source(source) from None
-    try:
-        cfg = cfg.override(dict(sets)) if sets else cfg
-    except ConfigError as err:
-        raise err.with_source("--set") from None
-    if steps is not None:
-        try:
-            cfg = cfg.override({"max_steps": steps})
-        except ConfigError as err:
-            raise err.with_source("--steps") from None
-    return cfg
+    """Reference defaults <- profile <- config file <- --set <- --steps (lwgan.layering's order, the
+    file in the study base's place); each error names where it came from."""
+    return layer_config(config_layers(profile_overrides(profile), profile_name=profile, source=source,
+                                      base=file_values, base_prefix="", sets=sets, steps=steps))
 
 
 def help_keys_text() -> str:
