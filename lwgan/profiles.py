@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from lwgan.config import ConfigError, TrainConfig
+from lwgan.layering import Layer, layer_config
 
 PROFILES: dict[str, dict[str, Any]] = {
     "small": {
@@ -76,9 +77,8 @@ def profile_overrides(name: str) -> dict[str, Any]:
 
 
 def resolve_config(profile: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Reference defaults, then the profile, then user overrides (flat keys)."""
-    cfg = TrainConfig.from_flat(profile_overrides(profile))
-    return cfg.override(dict(overrides or {})) if overrides else cfg
+    """Reference defaults, then the profile, then user overrides (flat keys): lwgan.layering's order."""
+    return layer_config([Layer(profile_overrides(profile), f"profile {profile}"), Layer(dict(overrides or {}))])
 
 
 def missing_real_assets(profile: str, cfg: TrainConfig) -> list[str]:
