@@ -193,14 +193,17 @@ def strip_blocks(runs: pd.DataFrame, variants: Sequence[str], out_dir: Path, fet
 
     got: list[tuple[str, str, dict[str, np.ndarray]]] = []
     problems: list[str] = []
-    for variant, run in pick_sample_runs(runs, variants).items():
+    picked = pick_sample_runs(runs, variants)
+    seeds = {str(run["seed"]) for run in picked.values()}
+    one_seed = len(seeds) == 1 and all(run["status"] == vocab.TrialStatus.COMPLETED for run in picked.values())
+    for variant, run in picked.items():
         rel = f"samples/{_safe(variant)}_seed{run['seed']}_outputs.npz"
         path = fetch(run["run_id"], OUTPUTS_ARTIFACT, out_dir / rel)
         if path is None:
             problems.append(f"{variant}: run {run['run_id'][:8]} has no {OUTPUTS_ARTIFACT}")
             continue
         try:
-            got.append((variant, _label(variant, run), load_outputs(path)))
+            got.append((variant, variant if one_seed else _label(variant, run), load_outputs(path)))
         except (OSError, KeyError, ValueError) as err:
             problems.append(f"{variant}: run {run['run_id'][:8]} has an unreadable {OUTPUTS_ARTIFACT} ({err})")
     if not got:
@@ -226,7 +229,8 @@ def strip_blocks(runs: pd.DataFrame, variants: Sequence[str], out_dir: Path, fet
         outputs = [figures.PairOutput(label, o["transfer"][i], o["reconstruction"][i], float(o["ssim"][i]),
                                       float(o["psnr"][i]), float(o["ssim_rec"][i])) for _, label, o in same]
         inputs = {k: ref[k][i] for k in ("source", "target", "warped", "reference")}
-        fig = figures.pair_strip_figure(f"Validation pair {i + 1} of {n_pairs}", inputs, outputs)
+        title = f"Validation pair {i + 1} of {n_pairs}" + (f", seed {next(iter(seeds))} of every variant" if one_seed else "")
+        fig = figures.pair_strip_figure(title, inputs, outputs)
         rel = f"figures/strip_pair{i + 1}.png"
         figures.save_figure(fig, out_dir / rel)
         if i < STRIPS_SHOWN:
