@@ -176,7 +176,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return command_report(args)
     if cmd == "ui":
-        from lwgan.tracking import command_ui
+        from lwgan.tracking_commands import command_ui
 
         return command_ui(args)
     if cmd in ("init", "ls", "show", "compare"):

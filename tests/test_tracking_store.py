@@ -12,13 +12,12 @@ from mlflow.tracking import MlflowClient
 from lwgan.errors import UserError
 from lwgan.tracking import (
     StudyTracker,
-    command_ui,
     experiment_name,
     read_env_file,
     study_run_tags,
     tracking_uri,
-    ui_command,
 )
+from lwgan.tracking_commands import command_ui, ui_command
 
 
 def test_env_file_parsing(tmp_path):

@@ -17,7 +17,8 @@ from scipy import stats as sps
 from lwgan import api
 from lwgan.cli import _build_parser, main
 from lwgan.errors import UserError
-from lwgan.tracking import StudyTracker, study_run_tags, ui_command
+from lwgan.tracking import StudyTracker, study_run_tags
+from lwgan.tracking_commands import ui_command
 from lwgan.vocab import Tag
 
 STEPS = 10
@@ -281,3 +282,47 @@ def test_run_exit_codes():
     assert exit_code(outcome(failed=1)) == 1
     assert exit_code(outcome(report_error="the report failed")) == 1
     assert exit_code(outcome(finished=False, failed=1)) == 130
+
+
+# ----------------------------------------------------------------------------------
+# MLflow's own tags on the parent run
+# ----------------------------------------------------------------------------------
+
+REPORT_MD = """# Study report: tiny-ab
+
+## Results: deltas against the baseline
+
+*Table 1 layout: stabilisers, TTUR and loss weights per variant.*
+
+| Exp | SN | ΔL_rec |
+| --- | --- | --- |
+| baseline | – | 1.2 ± 0.1 |
+| GP2 | – | +4.0% ± 2.0 |
+
+*Other generator loss terms.*
+
+| Exp | ΔL_adv |
+| --- | --- |
+"""
+
+
+def test_parent_run_carries_mlflows_own_commit_and_note_tags(env):
+    from mlflow.tracking import MlflowClient
+
+    from lwgan.catalog.note import publish_note, table1_markdown
+
+    assert table1_markdown(REPORT_MD) == "\n".join([
+        "*Table 1 layout: stabilisers, TTUR and loss weights per variant.*", "",
+        "| Exp | SN | ΔL_rec |", "| --- | --- | --- |", "| baseline | – | 1.2 ± 0.1 |", "| GP2 | – | +4.0% ± 2.0 |"])
+    assert table1_markdown("# no table here\n") is None
+    client = MlflowClient(env.uri)
+    tags = client.get_run(env.run_b).data.tags
+    assert tags[Tag.MLFLOW_GIT_COMMIT] == "commitB" == tags[Tag.GIT_COMMIT]
+    assert Tag.MLFLOW_GIT_COMMIT not in study_run_tags("s.yaml", "tiny", {}, {}, None)  # unknown: not claimed
+    report = env.root / "note-report.md"
+    report.write_text(REPORT_MD)
+    note = publish_note(client, env.run_b, report)
+    assert client.get_run(env.run_b).data.tags[Tag.MLFLOW_NOTE] == note
+    assert note.startswith("### tiny-ab (profile small, commit commitB)")
+    assert "| GP2 | – | +4.0% ± 2.0 |" in note and "ΔL_adv" not in note  # Table 1 only
+    assert "**Verdicts** (1 confirmed of 1):\n- `gp2-total`: confirmed: L_total GP2" in note
