@@ -286,6 +286,9 @@ class Tag:
     """MLflow tag keys written by lwgan.tracking and read by lwgan.report.collect."""
 
     PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's own
+    # MLflow's own tags on the parent run, so MLflow's UI shows them on the study's page
+    MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+    MLFLOW_NOTE = "mlflow.note.content"  # Markdown: Table 1 and the claims' verdicts (lwgan.catalog.note)
     ROLE = "lwgan.role"
     STATUS = "lwgan.status"
     # parent run
