@@ -250,6 +250,7 @@ def study_run_tags(study_file: str, profile: str, baseline: Mapping[str, Any], v
     return {
         _T.PROFILE: profile,
         _T.GIT_COMMIT: commit or "unknown",
+        **({_T.MLFLOW_GIT_COMMIT: commit} if commit else {}),  # MLflow's UI shows it on the run's page
         _T.VERSIONS: json.dumps(dict(versions), sort_keys=True),
         _T.DATASET_KIND: "iper" if baseline.get("data_root") else "synthetic",
         _T.BODY_MODEL_KIND: "smpl" if baseline.get("body_model") else "generated",
