@@ -421,6 +421,9 @@ def _build_report(outcome: StudyOutcome, study: str, tracker, options: RunOption
         paths = build_report(outcome.parent_run_id, out_dir, ("md", "pdf"), tracking_uri=tracker.uri)
         outcome.report_paths = [Path(p) for p in paths]
         tracker.log_folder(outcome.parent_run_id, Path(out_dir), "report")
+        from lwgan.catalog.note import publish_note
+
+        publish_note(tracker.client, outcome.parent_run_id, Path(out_dir) / "report.md")  # Table 1 on MLflow's run page
     except Exception as err:  # noqa: BLE001 - the study is done and tracked; say what failed and how to retry
         last = str(err).splitlines()[-1] if str(err) else type(err).__name__
         outcome.report_error = f"the report failed ({type(err).__name__}: {last}); the study is safe in MLflow - retry with: lwgan-study report {study}"
