@@ -152,8 +152,11 @@ class RunConfig:
     sample_every: int = 100
     checkpoint_every: int = 100
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # bf16 autocast on CUDA
-    channels_last: bool = False
+    # auto = bf16 autocast on CUDA or on a CPU with AMX / AVX-512 BF16 units, else fp32 (lwgan.train.precision)
+    precision: str = "auto"
+    # G, D, backbones and images in NHWC. None = auto: on with bf16 and on CUDA; off for fp32 on a CPU,
+    # where oneDNN's fp32 NHWC convolutions measured slower (BENCHMARKS.md, "Training step").
+    channels_last: bool | None = None
     num_threads: int | None = None  # torch intra-op threads; None = leave as is
     divergence_threshold: float = 1e6  # |loss| above this (or non-finite) = diverged
 
@@ -225,6 +228,7 @@ FACE_CROPS = (112, 56, 28)
 CHOICES: dict[str, tuple[str, ...]] = {
     "d_norm": ("instance", "batch", "none"),
     "lwb_flow_resize": ("reference", "masked"),
+    "precision": ("auto", "bf16", "fp32"),
 }
 
 
@@ -293,7 +297,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(m.face_crop in FACE_CROPS, "face_crop", m.face_crop, " | ".join(map(str, FACE_CROPS)) + " (112 = reference)")
     _check(m.cond_channels == 3, "cond_channels", m.cond_channels, "3 (uv_seg: u, 1-v, background)")
     for key, choices in CHOICES.items():
-        val = getattr(cfg.model, key)
+        val = getattr(getattr(cfg, FIELD_SECTION[key]), key)
         _check(val in choices, key, val, " | ".join(choices))
     for key in LAMBDA_KEYS:
         val = getattr(cfg.losses, key)

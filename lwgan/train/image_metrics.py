@@ -121,6 +121,9 @@ class LPIPS(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        fx = self.vgg((x - self.shift) / self.scale)
-        fy = self.vgg((y - self.shift) / self.scale)
+        # The backbone may be stored in bf16 (precision: bf16); the distance is a statistic: fp32.
+        params = self.vgg.parameters() if isinstance(self.vgg, torch.nn.Module) else iter(())
+        dtype = next((p.dtype for p in params), torch.float32)
+        fx = [f.float() for f in self.vgg(((x.float() - self.shift) / self.scale).to(dtype))]
+        fy = [f.float() for f in self.vgg(((y.float() - self.shift) / self.scale).to(dtype))]
         return lpips_distance(fx, fy, [getattr(self, f"lin{i}") for i in range(self.n_layers)])

@@ -11,7 +11,6 @@ import json
 import sys
 import time
 from collections import deque
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,6 +26,7 @@ from lwgan.train.guard import check_losses
 from lwgan.train.image_metrics import LPIPS, load_lpips_weights, psnr, ssim
 from lwgan.train.metrics_log import MetricsWriter, read_metrics
 from lwgan.train.pair_stream import PairStream, batches, stack_items
+from lwgan.train.precision import resolve_precision, use_channels_last
 from lwgan.train.progress import Progress
 from lwgan.models.layers import count_parameters
 from lwgan.train.run_info import git_commit, package_versions, write_config_yaml
@@ -109,9 +109,8 @@ class Trainer:
         if cfg.run.num_threads:
             torch.set_num_threads(cfg.run.num_threads)
         self.device = resolve_device(cfg.run.device)
-        on_cuda = self.device.type == "cuda"
-        self.amp = bool(cfg.run.amp and on_cuda)
-        self.channels_last = bool(cfg.run.channels_last and on_cuda)
+        self.precision = resolve_precision(cfg.run.precision, self.device)
+        self.channels_last = use_channels_last(cfg.run.channels_last, self.precision)
         seed_everything(cfg.run.seed)
 
         size = cfg.model.image_size
@@ -136,7 +135,10 @@ class Trainer:
         self.D = Discriminator(cfg.model, spectral_norm=cfg.stabilizers.spectral_norm).to(self.device, memory_format=fmt)
         vgg, vgg_status = build_vgg19(cfg.backbones.vgg_weights)
         face, face_status = build_sphereface(cfg.backbones.face_weights, crop=cfg.model.face_crop)
-        self.vgg, self.face = vgg.to(self.device), face.to(self.device)
+        # Frozen backbones live in the autocast dtype (bf16 under bf16): autocast re-casts only weights
+        # that need no grad on every call, so fp32 copies would cost a cast of VGG19 per forward.
+        self.vgg = vgg.to(self.device, dtype=self.precision.backbone_dtype, memory_format=fmt)
+        self.face = face.to(self.device, dtype=self.precision.backbone_dtype, memory_format=fmt)
         self.objective = Objective(cfg, self.G, self.D, self.vgg, self.face)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr_G, betas=betas)
@@ -156,7 +158,8 @@ class Trainer:
             "profile": self.profile,
             "seed": cfg.run.seed,
             "device": str(self.device),
-            "amp": "bf16" if self.amp else "off",
+            "precision": self.precision.name,
+            "precision_reason": self.precision.reason,
             "channels_last": self.channels_last,
             "dataset": {"kind": data_kind, "path": str(root), "train_pairs_per_pass": len(self.train_set), "eval_split": eval_split},
             "body_model": {"kind": self.body.kind, "path": str(self.body.source)},
@@ -173,7 +176,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces of a step
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        return self.precision.autocast()
 
     @torch.no_grad()
     def _pair_geometry(self, batch: dict[str, Any]):
