@@ -1,10 +1,16 @@
-"""Throughput and peak memory of one full LWGAN training step (geometry, G forward/loss/step, D loss/step).
+"""Throughput and peak memory of one full LWGAN training step, fp32 and bf16 side by side in one run.
 
-Usage: python benchmarks/train_step.py [--profiles small,paper] [--devices cpu,cuda] [--iters 5]
-       [--paper-batch 2] [--threads N]
-Prints a Markdown table. On CUDA the step runs with bf16 autocast and channels_last. Data is the
-synthetic mini-iPER (resized to the profile's size); backbones are the stand-ins (same cost as the
-pretrained ones). The first iteration (warm-up, geometry cache fill) is not timed.
+Usage: python benchmarks/train_step.py [--profiles small] [--device cpu] [--variants fp32,bf16+cl]
+       [--iters 5] [--repeats 3] [--threads N] [--batch B] [--json FILE]
+
+A variant is a precision (fp32 | bf16) with optional ``+cl`` (channels_last) and ``+compile``
+(torch.compile of G and D). One full step = pair geometry (warm correspondence cache) + G forward +
+the G losses + G step + D loss + D step, with the stand-in backbones (same cost as the pretrained
+ones) on the synthetic mini-iPER resized to the profile's size. Each measurement runs in its own
+process (peak memory is that process's: VmHWM on CPU, max_memory_allocated on CUDA); the variants
+are interleaved repeat by repeat, so on a shared machine they meet the same load, and the ratio
+to the first variant (per repeat, then the median) is the number that counts. The first step
+(warm-up: geometry cache, allocator, oneDNN / cuDNN kernel choice, compilation) is timed apart.
 """
 
 from __future__ import annotations
@@ -13,16 +19,33 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 
-from lwgan.profiles import resolve_config
-from lwgan.train.pair_stream import batches
-from lwgan.train.trainer import Trainer
+
+@dataclass(frozen=True)
+class Variant:
+    precision: str  # fp32 | bf16
+    channels_last: bool
+    compile: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "Variant":
+        parts = text.strip().split("+")
+        extras = set(parts[1:])
+        if parts[0] not in ("fp32", "bf16") or not extras <= {"cl", "compile"}:
+            raise SystemExit(f"--variants: bad variant {text!r} (allowed: fp32 | bf16, then +cl and/or +compile)")
+        return cls(parts[0], "cl" in extras, "compile" in extras)
+
+    @property
+    def label(self) -> str:
+        return self.precision + ("+cl" if self.channels_last else "") + ("+compile" if self.compile else "")
 
 
 def peak_rss_bytes() -> int:
@@ -34,74 +57,129 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("VmHWM not found in /proc/self/status")
 
 
-def bench(profile: str, device: str, iters: int, batch: int | None) -> dict:
-    overrides = {"device": device, "max_steps": iters + 1}
+def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | None, overrides: dict | None = None) -> dict:
+    """Time ``iters`` training steps of one configuration in this process."""
+    from lwgan.profiles import resolve_config
+    from lwgan.train.pair_stream import batches
+    from lwgan.train.trainer import Trainer
+
+    flat = {"device": device, "max_steps": iters + 1, "precision": variant.precision, "channels_last": variant.channels_last}
     if batch is not None:
-        overrides["batch_size"] = batch
-    if device.startswith("cuda"):
-        overrides.update(amp=True, channels_last=True)
-    cfg = resolve_config(profile, overrides)
+        flat["batch_size"] = batch
+    flat.update(overrides or {})
+    cfg = resolve_config(profile, flat)
+    cuda = device.startswith("cuda")
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, progress=False, profile=profile)
         trainer.prepare()
-        batch_data = next(iter(batches(trainer.stream, cfg.data.batch_size, 0, cfg.data.batch_size)))
-        trainer._train_step(batch_data, 0)  # warm-up: geometry cache, allocator, cuDNN autotune
-        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-        if device.startswith("cuda"):
+        if variant.compile:
+            trainer.G = trainer.objective.G = torch.compile(trainer.G)
+            trainer.D = trainer.objective.D = torch.compile(trainer.D)
+        stream = batches(trainer.stream, cfg.data.batch_size, 0, cfg.data.batch_size * (iters + 1))
+        data = list(stream)
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        start = time.perf_counter()
+        trainer._train_step(data[0], 0)  # warm-up: geometry cache, allocator, kernel choice, compilation
+        sync()
+        warmup = time.perf_counter() - start
+        for b in data[1:]:  # fill the correspondence cache (as in training after the first epochs)
+            trainer._pair_geometry(b)
+        if cuda:
             torch.cuda.reset_peak_memory_stats()
         sync()
         start = time.perf_counter()
-        for i in range(iters):
-            trainer._train_step(batch_data, i + 1)
+        for i, b in enumerate(data[1:]):
+            trainer._train_step(b, i + 1)
         sync()
         seconds = (time.perf_counter() - start) / iters
-        peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else peak_rss_bytes()
+        peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
     return {
-        "profile": profile,
-        "device": device,
-        "size": cfg.model.image_size,
-        "batch": cfg.data.batch_size,
-        "s_per_step": seconds,
-        "images_per_s": cfg.data.batch_size / seconds,
-        "peak_mib": peak / 2**20,
-        "peak_kind": "GPU allocated" if device.startswith("cuda") else "process RSS",
+        "profile": profile, "device": device, "variant": variant.label, "precision": trainer.precision.name,
+        "size": cfg.model.image_size, "batch": cfg.data.batch_size, "threads": torch.get_num_threads(),
+        "s_per_step": seconds, "images_per_s": cfg.data.batch_size / seconds, "warmup_s": warmup,
+        "peak_mib": peak / 2**20, "peak_kind": "GPU allocated" if cuda else "process RSS",
     }
+
+
+def run_child(profile: str, device: str, variant: str, iters: int, batch: int | None, threads: int | None) -> dict:
+    cmd = [sys.executable, __file__, "--one", profile, device, variant, "--iters", str(iters)]
+    if batch is not None:
+        cmd += ["--batch", str(batch)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child failed ({' '.join(cmd)}):\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarise(rows: list[dict], variants: list[str]) -> list[dict]:
+    """Median s/step per (profile, variant) over repeats, and the median of the per-repeat ratios
+    of the first variant's time to this one's (speed-up over the first variant)."""
+    out = []
+    for profile in dict.fromkeys(r["profile"] for r in rows):
+        base = [r for r in rows if r["profile"] == profile and r["variant"] == variants[0]]
+        for v in variants:
+            mine = [r for r in rows if r["profile"] == profile and r["variant"] == v]
+            ratios = [b["s_per_step"] / m["s_per_step"] for b, m in zip(base, mine)]
+            s = statistics.median(r["s_per_step"] for r in mine)
+            out.append({
+                **{k: mine[0][k] for k in ("profile", "device", "variant", "precision", "size", "batch", "threads", "peak_kind")},
+                "s_per_step": s, "images_per_s": mine[0]["batch"] / s,
+                "speedup": statistics.median(ratios), "speedups": ratios,
+                "warmup_s": statistics.median(r["warmup_s"] for r in mine),
+                "peak_mib": max(r["peak_mib"] for r in mine), "repeats": len(mine),
+            })
+    return out
+
+
+def markdown(summary: list[dict], variants: list[str]) -> str:
+    lines = [
+        f"| profile | device | variant | size | batch | s / step | images / s | x {variants[0]} (per repeat) | warm-up s | peak memory (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in summary:
+        per = ", ".join(f"{x:.2f}" for x in r["speedups"])
+        lines.append(
+            f"| {r['profile']} | {r['device']} ({r['threads']} thr) | {r['variant']} | {r['size']} | {r['batch']} | {r['s_per_step']:.3f} | "
+            f"{r['images_per_s']:.2f} | **{r['speedup']:.2f}** ({per}) | {r['warmup_s']:.1f} | {r['peak_mib']:.0f} ({r['peak_kind']}) |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--profiles", default="small,paper")
-    p.add_argument("--devices", default="cpu,cuda")
+    p.add_argument("--profiles", default="small")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--variants", default="fp32,bf16+cl", help="comma-separated; the first is the reference of the ratios")
     p.add_argument("--iters", type=int, default=5)
-    p.add_argument("--paper-batch", type=int, default=2, help="paper-profile batch on CPU (the reference uses 8)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the profile's)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--one", nargs=3, metavar=("PROFILE", "DEVICE", "BATCH"), help=argparse.SUPPRESS)
+    p.add_argument("--json", default=None, help="also write the raw rows and the summary to this file")
+    p.add_argument("--one", nargs=3, metavar=("PROFILE", "DEVICE", "VARIANT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:  # child process: one configuration, JSON on the last line
-        profile, device, batch = args.one
-        print(json.dumps(bench(profile, device, args.iters, int(batch) if batch != "-" else None)))
+        profile, device, variant = args.one
+        print(json.dumps(bench(profile, device, Variant.parse(variant), args.iters, args.batch)))
         return
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: CUDA is not available here")
+    variants = [Variant.parse(v).label for v in args.variants.split(",")]
     rows = []
-    for device in args.devices.split(","):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            print(f"<!-- {device}: not available, skipped -->")
-            continue
+    for _ in range(args.repeats):
         for profile in args.profiles.split(","):
-            batch = str(args.paper_batch) if (profile == "paper" and device == "cpu") else "-"
-            cmd = [sys.executable, __file__, "--one", profile, device, batch, "--iters", str(args.iters)]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    name = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {os.cpu_count()} cores, {name}\n")
-    print("| profile | device | size | batch | s / step | images / s | peak memory (MiB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        dev = r["device"] + (" (bf16, channels_last)" if r["device"].startswith("cuda") else "")
-        print(f"| {r['profile']} | {dev} | {r['size']} | {r['batch']} | {r['s_per_step']:.3f} | {r['images_per_s']:.2f} | {r['peak_mib']:.0f} ({r['peak_kind']}) |")
+            for v in variants:
+                rows.append(run_child(profile, args.device, v, args.iters, args.batch, args.threads))
+    summary = summarise(rows, variants)
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else (platform.processor() or platform.machine())
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {name}; {args.iters} timed steps x {args.repeats} repeats\n")
+    print(markdown(summary, variants))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"rows": rows, "summary": summary}, fh, indent=2)
 
 
 if __name__ == "__main__":
