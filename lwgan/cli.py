@@ -46,6 +46,7 @@ def _command(sub, name: str, help_text: str, *examples: str) -> argparse.Argumen
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from lwgan.cli_flags import add_config_flags
     from lwgan.profiles import PROFILES
 
     profiles = tuple(PROFILES)
@@ -62,26 +63,20 @@ def _build_parser() -> argparse.ArgumentParser:
     r.epilog += "\n\n" + EXIT_CODES
     r.add_argument("study", nargs="?", default=None,
                    help="study YAML, or a shipped study's name (default: the embedded ensembles study)")
-    r.add_argument("--profile", default=None, choices=profiles, help="profile to run (default: the study's default profile)")
     r.add_argument("--dry-run", action="store_true", help="print the trials that would run and exit")
     r.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_ID",
                    help="finish an interrupted study without rerunning finished trials: its latest run, or the run "
                         "with this MLflow parent run id (lwgan-study ls)")
     r.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
-    r.add_argument("--seeds", type=int, default=None, help="seeds per variant (default: the study's seeds)")
-    r.add_argument("--steps", type=int, default=None, help="max_steps of every trial (default: the profile's length)")
     r.add_argument("--max-concurrent", type=int, default=None, help="trials at a time (default: CPUs / trial CPUs)")
     r.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     r.add_argument("--storage", default=None, help="folder for Ray results and checkpoints (default: <project>/runs/studies)")
-    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every trial (repeatable)")
+    add_config_flags(r, profiles, study=True)
 
     v = _command(sub, "validate", "check a study YAML and print the trials it defines",
                  "lwgan-study validate studies/ensembles.yaml --profile tiny")
     v.add_argument("study", help="study YAML, or a shipped study's name")
-    v.add_argument("--profile", default=None, choices=profiles, help="profile (default: the study's default profile)")
-    v.add_argument("--seeds", type=int, default=None, help="seeds per variant (default: the study's seeds)")
-    v.add_argument("--steps", type=int, default=None, help="max_steps of every trial (default: the profile's length)")
-    v.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every trial (repeatable)")
+    add_config_flags(v, profiles, study=True)
 
     from lwgan.report.builder import FORMATS
 
@@ -126,9 +121,7 @@ def _build_parser() -> argparse.ArgumentParser:
                  "lwgan-study train --profile small --steps 900 --set gp_weight=10 --out runs/gp10",
                  "lwgan-study train --help-keys")
     t.add_argument("config", nargs="?", default=None, help="YAML of flat config keys (optional)")
-    t.add_argument("--profile", default=None, choices=profiles, help="profile (default: small)")
-    t.add_argument("--steps", type=int, default=None, help="max_steps (default: the profile's length)")
-    t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_config_flags(t, profiles, study=False)
     t.add_argument("--out", default=None, help="output folder (default: runs/train-<time>)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--help-keys", action="store_true", help="list every config key with its default and exit")
