@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from lwgan.cli_flags import config_flags
 from lwgan.config import TrainConfig
 from lwgan.errors import UserError
 from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, format_value, load_study, resolve_study
@@ -93,16 +94,10 @@ def plan_text(resolved: ResolvedStudy) -> str:
     return "\n".join(out)
 
 
-def _sets(args: argparse.Namespace) -> dict[str, str]:
-    from lwgan.train.commands import parse_sets
-
-    return parse_sets(getattr(args, "sets", None))
-
-
 def _resolve(args: argparse.Namespace) -> tuple[StudySpec, ResolvedStudy]:
     spec = load_study(getattr(args, "study", None))
-    resolved = resolve_study(spec, getattr(args, "profile", None), getattr(args, "seeds", None),
-                             getattr(args, "steps", None), _sets(args))
+    flags = config_flags(args)
+    resolved = resolve_study(spec, flags.profile, flags.seeds, flags.steps, flags.sets)
     return spec, resolved
 
 
