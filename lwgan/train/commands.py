@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import yaml
 
 from lwgan import vocab
+from lwgan.cli_flags import config_flags, parse_sets  # noqa: F401  (parse_sets: its old import path)
 from lwgan.config import CHOICES, FIELD_SECTION, FIELD_TYPES, SECTIONS, ConfigError, TrainConfig
 from lwgan.errors import UserError
 from lwgan.layering import config_layers, layer_config
@@ -36,17 +37,6 @@ def load_flat_yaml(path: str | Path) -> dict[str, Any]:
         if isinstance(value, (dict, list)):
             raise ConfigError(str(key), "expected a single value; config files use flat keys (e.g. lr_G: 1e-4)", source=str(path))
     return {str(k): v for k, v in data.items()}
-
-
-def parse_sets(sets: list[str] | None) -> dict[str, str]:
-    """``["lr_G=1e-4", "spectral_norm=true"]`` -> mapping; values are coerced by the config."""
-    out: dict[str, str] = {}
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r}: expected KEY=VALUE (e.g. --set lr_G=1e-4)")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def build_config(
@@ -125,7 +115,8 @@ def command_train(args: argparse.Namespace) -> int:
         if existing:
             raise UserError(f"{out_dir}: already holds a run; pass --resume to continue it or choose another --out")
         source = str(args.config) if getattr(args, "config", None) else ""
-    cfg = build_config(profile, file_values, parse_sets(getattr(args, "sets", None)), getattr(args, "steps", None), source)
+    flags = config_flags(args)
+    cfg = build_config(profile, file_values, flags.sets, flags.steps, source)
     missing = missing_real_assets(profile, cfg)
     if missing:
         raise UserError(
