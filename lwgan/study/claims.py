@@ -77,7 +77,7 @@ def claim_metrics() -> tuple[str, ...]:
 
 
 def _error(source: str, key: str, message: str, allowed: str = "") -> Exception:
-    from lwgan.study.spec import StudyError  # the study's one error type (spec imports this module)
+    from lwgan.study.schema import StudyError  # the study's one error type (schema imports this module)
 
     return StudyError(source, key, message, allowed)
 
