@@ -6,6 +6,7 @@ atomically (lwgan.fsutil: temp file, fsync, rename) after every change, so a SIG
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +63,15 @@ class StudyState:
 
     def unfinished(self) -> list[TrialRecord]:
         return [r for r in self.trials.values() if r.state not in FINAL_STATES]
+
+    def best(self, mode: str) -> tuple[str, float] | None:
+        """(trial id, objective) of the best completed trial with a finite objective (``mode`` max | min)."""
+        done = [r for r in self.trials.values()
+                if r.state == TrialStatus.COMPLETED and r.objective is not None and math.isfinite(r.objective)]
+        if not done:
+            return None
+        rec = (max if mode == "max" else min)(done, key=lambda r: r.objective)
+        return rec.trial_id, float(rec.objective)
 
     def by_ray_id(self, ray_trial_id: str) -> TrialRecord | None:
         return next((r for r in self.trials.values() if r.ray_trial_id == ray_trial_id), None)
