@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e ".[test]"
+	# Quality metrics (eval/lpips, eval/fid, eval/kid): lpips ships the LPIPS linear layers, torch-fidelity the
+	# FID Inception module. Both declare torchvision, which would replace torch 2.13.0: installed without deps
+	# (what they need besides, numpy, scipy, pillow and tqdm, the package already has).
+	$(BIN)/python -m pip install -q --no-deps "lpips==0.1.4" "torch-fidelity==0.4.0"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -137,7 +137,14 @@ class BackboneConfig:
 
     vgg_weights: str | None = None  # torchvision-format VGG19 state dict
     face_weights: str | None = None  # SphereFace-20 state dict
-    lpips_weights: str | None = None  # LPIPS linear-layer weights (eval only)
+    # eval/lpips: LPIPS-VGG16 needs the torchvision VGG16 state dict (vgg16-397923af.pth); without it the
+    # metric is absent. The linear layers are the lpips package's (its wheel ships weights/v0.1/vgg.pth);
+    # lpips_weights overrides them with another file of the same keys.
+    lpips_vgg16: str | None = None
+    lpips_weights: str | None = None
+    # eval/fid, eval/kid: torch-fidelity's Inception-v3 (weights-inception-2015-12-05-6726825d.pth, the
+    # TF FID network); without it both metrics are absent (never a stand-in number).
+    inception_weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,7 @@ class RunConfig:
     log_every: int = 1
     eval_every: int = 50
     eval_pairs: int = 8
+    fid_pairs: int = 200  # fixed val pairs whose transfers FID / KID compare with their targets (last step)
     sample_every: int = 100
     checkpoint_every: int = 100
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -324,6 +332,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(d.synth_size >= 32, "synth_size", d.synth_size, ">= 32")
     _check(b.face_weights is None or m.face_crop == 112, "face_crop", m.face_crop, "112 when face_weights are given (pretrained SphereFace takes 112x96)")
     _check(r.max_steps is None or r.max_steps >= 1, "max_steps", r.max_steps, ">= 1 or null")
+    _check(r.fid_pairs >= 2, "fid_pairs", r.fid_pairs, ">= 2 (FID needs a covariance)")
     for key in ("log_every", "eval_every", "sample_every", "checkpoint_every", "eval_pairs"):
         val = getattr(r, key)
         _check(val >= 1, key, val, ">= 1")

@@ -95,6 +95,8 @@ EVAL_PSNR = "eval/psnr"
 EVAL_SSIM_REC = "eval/ssim_rec"
 EVAL_PSNR_REC = "eval/psnr_rec"
 EVAL_LPIPS = "eval/lpips"
+EVAL_FID = "eval/fid"
+EVAL_KID = "eval/kid"
 PERF_IT_PER_S = "perf/it_per_s"
 EPOCH = "epoch"
 # Per-run stability measures (lwgan/report/stability.py computes them from the loss histories).
@@ -144,7 +146,10 @@ METRICS: dict[str, Metric] = _metrics(
     Metric(GRAD_NORM_D, Group.GRAD_NORM, _N, label="|g|_D", description="global L2 norm of D's gradients"),
     Metric(EVAL_SSIM, Group.EVAL, _H, label="SSIM", objective=True, description="transfer output vs target"),
     Metric(EVAL_PSNR, Group.EVAL, _H, unit="dB", label="PSNR", objective=True, description="transfer output vs target"),
-    Metric(EVAL_LPIPS, Group.EVAL, _L, label="LPIPS", objective=True, description="transfer output vs target (when its weights are given)"),
+    Metric(EVAL_LPIPS, Group.EVAL, _L, label="LPIPS", objective=True, description="LPIPS-VGG16 (lpips package linear layers), transfer output vs target; absent without backbones.lpips_vgg16"),
+    # FID / KID: Inception-v3 pool features of fid_pairs val transfers vs their targets, at the last step only.
+    Metric(EVAL_FID, Group.EVAL, _L, label="FID", description="Frechet Inception distance, val transfers vs targets (last step); absent without backbones.inception_weights"),
+    Metric(EVAL_KID, Group.EVAL, _L, label="KID", description="kernel Inception distance (unbiased; mean over subsets), val transfers vs targets (last step); absent without backbones.inception_weights"),
     Metric(EVAL_SSIM_REC, Group.EVAL, _H, label="SSIM_REC", objective=True, description="reconstruction vs source"),
     Metric(EVAL_PSNR_REC, Group.EVAL, _H, unit="dB", label="PSNR_REC", objective=True, description="reconstruction vs source"),
     Metric(PERF_IT_PER_S, Group.PERF, _H, unit="it/s", label="it/s", description="training iterations per second"),

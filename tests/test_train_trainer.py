@@ -74,8 +74,13 @@ def test_fit_writes_every_output(tmp_path):
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert info["profile"] == "tiny" and info["seed"] == 0 and info["device"] == "cpu"
     assert info["dataset"]["kind"] == "synthetic" and info["body_model"]["kind"] == "generated"
-    assert {b["name"]: b["status"] for b in info["backbones"]} == {"vgg19": "stand-in", "sphereface20": "stand-in"}
-    assert info["lpips"] == "unavailable" and info["parameters"]["G"] > info["parameters"]["D"] > 0
+    assert {b["name"]: b["status"] for b in info["backbones"]} == {
+        "vgg19": "stand-in", "sphereface20": "stand-in", "lpips": "absent", "inception_v3": "absent"}
+    # without their weights the literature metrics are absent (never a stand-in number), and run_info says why
+    assert set(info["quality_metrics"]) == {"eval/lpips", "eval/fid", "eval/kid"}
+    assert all("absent" in note for note in info["quality_metrics"].values())
+    assert not {"eval/lpips", "eval/fid", "eval/kid"} & {k for row in rows for k in row}
+    assert info["parameters"]["G"] > info["parameters"]["D"] > 0
     assert "torch" in info["versions"] and info["config"]["image_size"] == 32
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == tiny().to_flat()
 

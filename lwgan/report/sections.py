@@ -21,7 +21,8 @@ from lwgan.report.findings import findings
 from lwgan.report.stability import StabilitySettings, stability_frame
 
 BACKBONE_NAMES = {"vgg19": ("VGG19", "perceptual losses"), "sphereface20": ("SphereFace-20", "face losses"),
-                  "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS", "LPIPS scores")}
+                  "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS-VGG16", "LPIPS scores"),
+                  "inception_v3": ("Inception-v3", "FID / KID scores")}
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def backbone_lines(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
     for name in sorted(statuses):
         pretty, what = BACKBONE_NAMES.get(name.lower(), (name, "losses computed with it"))
         kinds = statuses[name]
-        lines.append(f"{pretty}: {', '.join(sorted(kinds))}")
+        lines.append(f"{pretty}: {', '.join(sorted(kinds))}" + (f" (no weights given: no {what})" if "absent" in kinds else ""))
         if "stand-in" in kinds:
             warnings.append(f"**{pretty}: untrained stand-in \u2014 {what} are not comparable with the paper.**")
     return warnings, lines

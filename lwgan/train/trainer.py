@@ -23,7 +23,7 @@ from lwgan.train.callbacks import CallbackList, TrainResult
 from lwgan.train.checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from lwgan.train.determinism import resolve_device, seed_everything
 from lwgan.train.guard import check_losses
-from lwgan.train.image_metrics import LPIPS, load_lpips_weights, psnr, ssim
+from lwgan.train.image_metrics import psnr, ssim
 from lwgan.train.metrics_log import MetricsWriter, read_metrics
 from lwgan.train.pair_stream import PairStream, batches, stack_items
 from lwgan.train.precision import resolve_precision, use_channels_last
@@ -35,7 +35,7 @@ from lwgan.train.schedule import iters_per_epoch, lr_at, set_lr, total_steps
 
 CHECKPOINT_FORMAT = 1
 EVAL_PAIR_SEED = 0  # fixed val pairs are the same for every run and seed
-VGG_CHANNELS = (64, 128, 256, 512, 512)
+
 # Keys that may change when a run is resumed (length, cadence, device); everything else is the method.
 RESUME_FREE_KEYS = frozenset(f.name for f in dataclasses.fields(RunConfig)) - {"seed"} | {"num_workers"}
 
@@ -144,11 +144,14 @@ class Trainer:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr_G, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.optim.lr_D, betas=betas)
 
-        if cfg.backbones.lpips_weights:
-            self.lpips = LPIPS(self.vgg, load_lpips_weights(cfg.backbones.lpips_weights, VGG_CHANNELS)).to(self.device)
-            lpips_state = f"VGG19 {vgg_status.status} + {cfg.backbones.lpips_weights}"
-        else:
-            self.lpips, lpips_state = None, "unavailable"
+        # Quality metrics comparable with the literature, only from the user's weights (else absent).
+        from lwgan.quality import build_inception, build_lpips
+
+        lpips, lpips_status = build_lpips(cfg.backbones.lpips_vgg16, cfg.backbones.lpips_weights)
+        self.lpips = lpips.to(self.device) if lpips is not None else None
+        inception, inception_status = build_inception(cfg.backbones.inception_weights)
+        self.inception = inception.to(self.device) if inception is not None else None
+        self.fid_items = val_set.fixed_pairs(cfg.run.fid_pairs, seed=EVAL_PAIR_SEED) if inception is not None else []
 
         self.eval_batch = stack_items(val_set.fixed_pairs(cfg.run.eval_pairs, seed=EVAL_PAIR_SEED))
         self.eval_geom = None  # built on first use
@@ -163,8 +166,12 @@ class Trainer:
             "channels_last": self.channels_last,
             "dataset": {"kind": data_kind, "path": str(root), "train_pairs_per_pass": len(self.train_set), "eval_split": eval_split},
             "body_model": {"kind": self.body.kind, "path": str(self.body.source)},
-            "backbones": [dataclasses.asdict(vgg_status), dataclasses.asdict(face_status)],
-            "lpips": lpips_state,
+            "backbones": [dataclasses.asdict(s) for s in (vgg_status, face_status, lpips_status, inception_status)],
+            "quality_metrics": {
+                vocab.EVAL_LPIPS: lpips_status.note,
+                vocab.EVAL_FID: inception_status.note if inception is None else f"{inception_status.note}; {len(self.fid_items)} {eval_split} pairs, last step",
+                vocab.EVAL_KID: inception_status.note if inception is None else f"{inception_status.note}; {len(self.fid_items)} {eval_split} pairs, last step",
+            },
             "iters_per_epoch": self.epoch_len,
             "total_steps": self.total_steps,
             "versions": package_versions(),
@@ -268,6 +275,30 @@ class Trainer:
         if self.lpips is not None:
             metrics[vocab.EVAL_LPIPS] = float(self.lpips(tsf, tgt_img.float()).mean())
         return metrics
+
+    @torch.no_grad()
+    def distribution_metrics(self) -> dict[str, float]:
+        """FID and KID (Inception-v3 pool features) of the transfers of ``fid_pairs`` fixed val pairs
+        against their targets; the pairs are generated in batches of ``batch_size``, G in eval mode."""
+        from lwgan.quality import fid_from_features, kid_from_features
+
+        fake, real, size = [], [], self.cfg.data.batch_size
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                for i in range(0, len(self.fid_items), size):
+                    batch = stack_items(self.fid_items[i : i + size])
+                    src_img, tgt_img = self._images(batch)
+                    geom = self._pair_geometry(batch)
+                    with self._autocast():
+                        out = self._generate(src_img, geom)
+                    fake.append(self.inception(out.tsf_image))
+                    real.append(self.inception(tgt_img))
+        finally:
+            self.G.train(was_training)
+        fake_np, real_np = torch.cat(fake).numpy(), torch.cat(real).numpy()
+        return {vocab.EVAL_FID: fid_from_features(fake_np, real_np), vocab.EVAL_KID: kid_from_features(fake_np, real_np)[0]}
 
     def write_samples(self, path: Path, step: int, outputs=None, title: str | None = None) -> Path:
         """Grid of the fixed val pairs: source | reference (target body, uv_seg) | warped | output | target."""
@@ -395,6 +426,8 @@ class Trainer:
                     outputs = self._eval_outputs()
                 if step % run.eval_every == 0 or is_last:
                     metrics.update(self.evaluate(outputs))
+                if is_last and self.inception is not None:
+                    metrics.update(self.distribution_metrics())
                 last.update(metrics)
                 if step % run.log_every == 0 or is_last or vocab.EVAL_SSIM in metrics:
                     log.write(step, metrics)
