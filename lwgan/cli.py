@@ -78,14 +78,14 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("study", help="study YAML, or a shipped study's name")
     add_config_flags(v, profiles, study=True)
 
-    from lwgan.report.builder import FORMATS
+    from lwgan.report.builder import DEFAULT_FORMATS, FORMATS
 
     rep = _command(sub, "report", "build the Markdown/PDF report of a study from MLflow",
                    "lwgan-study report ensembles                  # the latest run of the study",
-                   "lwgan-study report 3f2a...c9 --format md      # an older run, by its parent run id")
+                   "lwgan-study report 3f2a...c9 --format md,tex  # an older run, by its parent run id; tables as LaTeX")
     rep.add_argument("study", help="study YAML, study name (its latest run), or MLflow parent run id")
     rep.add_argument("--out", default=None, help="output folder (default: <project>/reports/<study>)")
-    rep.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated, from: {', '.join(FORMATS)}")
+    rep.add_argument("--format", default=",".join(DEFAULT_FORMATS), help=f"comma-separated, from: {', '.join(FORMATS)}")
 
     ui = _command(sub, "ui", "start the MLflow UI against the project's store (the one `lwgan-study run` writes)",
                   "lwgan-study ui --port 5001", "lwgan-study ui --host 0.0.0.0    # reachable from other machines")

@@ -326,3 +326,44 @@ def test_parent_run_carries_mlflows_own_commit_and_note_tags(env):
     assert note.startswith("### tiny-ab (profile small, commit commitB)")
     assert "| GP2 | – | +4.0% ± 2.0 |" in note and "ΔL_adv" not in note  # Table 1 only
     assert "**Verdicts** (1 confirmed of 1):\n- `gp2-total`: confirmed: L_total GP2" in note
+
+
+# ----------------------------------------------------------------------------------
+# report --format tex
+# ----------------------------------------------------------------------------------
+
+
+def test_table_latex_is_booktabs_with_escapes_bold_and_marks():
+    from lwgan.report.document import Cell, Table
+    from lwgan.report.latex import table_latex
+
+    table = Table(["Exp", "SN", "ΔL_rec"], [[Cell("baseline"), Cell("–"), Cell("1.2 ± 0.1")],
+                                           [Cell("E1_x"), Cell("✓"), Cell("+37.6% ± 31", bold=True, mark=True)]],
+                  caption="*Table 1: η & λ*", notes=["† CI excludes 0"])
+    assert table_latex(table, "tab:t1") == "\n".join([
+        r"\begin{table}[htbp]", r"\centering", r"\caption{Table 1: $\eta$ \& $\lambda$}", r"\label{tab:t1}",
+        r"\begin{tabular}{lll}", r"\toprule", r"Exp & SN & $\Delta$L\_rec \\", r"\midrule",
+        r"baseline & -- & 1.2 $\pm$ 0.1 \\", r"E1\_x & \checkmark & \bfseries +37.6\% $\pm$ 31$^\dagger$ \\",
+        r"\bottomrule", r"\end{tabular}", r"\par\footnotesize $^\dagger$ CI excludes 0", r"\end{table}", ""])
+
+
+def test_report_writes_latex_beside_markdown(env, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["report", env.run_a, "--format", "md,tex", "--out", str(out)]) == 0  # an older run, by id
+    assert capsys.readouterr().out.split() == ["wrote", str(out / "report.md"), "wrote", str(out / "report.tex")]
+    md, tex = (out / "report.md").read_text(), (out / "report.tex").read_text()
+    n_tables = sum(1 for line in md.splitlines() if line.startswith("| ---"))
+    assert n_tables >= 3 and tex.count(r"\begin{table}") == n_tables
+    assert tex.count(r"\toprule") == tex.count(r"\midrule") == tex.count(r"\bottomrule") == n_tables
+    # The same rows with the same numbers: per Markdown table row, its first cell starts a LaTeX row that
+    # holds every number of the Markdown row.
+    import re
+
+    number = re.compile(r"\d+(?:\.\d+)?")
+    tex_rows = [ln for ln in tex.splitlines() if ln.endswith("\\\\")]
+    for line in md.splitlines():
+        if line.startswith("| ") and not line.startswith("| ---"):
+            first = line.strip("|").split("|")[0].strip().replace("_", "\\_")
+            matches = [r for r in tex_rows if r.startswith(first + " &") and number.findall(r) == number.findall(line)]
+            assert matches, line
+    assert not (out / "report.pdf").exists()

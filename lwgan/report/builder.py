@@ -9,7 +9,8 @@ from typing import Iterable
 
 from lwgan.errors import UserError
 
-FORMATS = ("md", "pdf")
+FORMATS = ("md", "pdf", "tex")  # tex: the report's tables as booktabs LaTeX (lwgan.report.latex)
+DEFAULT_FORMATS = ("md", "pdf")
 
 
 def parse_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
@@ -34,7 +35,7 @@ def parse_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
 def build_report(
     study_ref: str,
     out_dir: Path | None = None,
-    formats: Iterable[str] | str = FORMATS,
+    formats: Iterable[str] | str = DEFAULT_FORMATS,
     tracking_uri: str | None = None,
     *,
     window: float = 0.2,
@@ -68,6 +69,10 @@ def build_report(
         if fmt == "md":
             path = out / "report.md"
             path.write_text(to_markdown(blocks), encoding="utf-8")
+        elif fmt == "tex":
+            from lwgan.report.latex import write_tex
+
+            path = write_tex(blocks, out / "report.tex", safe_name(data.study))
         else:
             from lwgan.report.pdf import write_pdf
 
