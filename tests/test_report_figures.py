@@ -13,6 +13,7 @@ import pytest
 
 from lwgan import vocab
 from lwgan.report import figures, schedule, visual
+from lwgan.report.tables import fmt_lr
 from lwgan.report import stability as st
 from lwgan.train.schedule import lr_at
 
@@ -225,12 +226,17 @@ def test_schedule_table_places_the_final_window(study):
     assert base[col("at \u03b7_F from")].text == "never (after epoch 30)"
     assert e2[col("at \u03b7_F from")].text == "epoch 21"
     assert e2[col("final window")].text == "steps 241\u2013300 (epochs 25\u201330)"
-    assert e2[col("phase there")].text == "held at \u03b7_F" and e2[col("\u03b7_G there")].text == "1e-05"
+    assert e2[col("phase there")].text == "held at \u03b7_F" and e2[col("\u03b7_G there")].text == "1e-5"
+    assert e2[col("\u03b7_G \u2192 \u03b7_F")].text == "4e-4 \u2192 1e-5"
     assert base[col("phase there")].text == "decay"
     # baseline: epochs 24..29 (0-based) at 2e-4 - (e - 5) * (2e-4 - 2e-6) / 25
     hi = lr_at(24, 2e-4, 2e-6, 5, 25)
     lo = lr_at(29, 2e-4, 2e-6, 5, 25)
-    assert base[col("\u03b7_G there")].text == f"{hi:.2g}\u2192{lo:.2g}"
-    notes = schedule.schedule_notes(study["runs"], list(VARIANTS))
-    assert len(notes) == 3 and notes[0].startswith("E2 decays over 15 epochs and then holds \u03b7_F = 1e-05 for 10 of its 30")
+    assert base[col("\u03b7_G there")].text == f"{fmt_lr(hi)}\u2192{fmt_lr(lo)}"
+    notes = schedule.schedule_notes(study["runs"], list(VARIANTS), study["metrics"])
+    assert len(notes) == 3 and notes[0].startswith("E2 decays over 15 epochs and then holds \u03b7_F = 1e-5 for 10 of its 30")
+    # the logged epochs win over train_epochs (a --steps override changes the length, not the param)
+    short = study["metrics"][study["metrics"]["step"] <= 100]
+    assert schedule.variant_schedule(study["runs"], "E2", short).train_epochs == 10
+    assert schedule.variant_schedule(study["runs"], "E2").train_epochs == 30
     assert "would stop it after 20" in notes[0]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from lwgan import vocab
 from lwgan.report.document import Cell, Table
+from lwgan.report.tables import fmt_lr
 
 SCHEDULE_KEYS = ("lr_G", "lr_D", "lr_final", "epochs_no_decay", "epochs_decay", "train_epochs")
 
@@ -49,8 +50,10 @@ def _param(row: pd.Series, key: str) -> Any:
     return value
 
 
-def variant_schedule(runs: pd.DataFrame, variant: str) -> Schedule | None:
-    """The schedule from a variant's first run's params; None when a key is not recorded."""
+def variant_schedule(runs: pd.DataFrame, variant: str, metrics: pd.DataFrame | None = None) -> Schedule | None:
+    """The schedule from a variant's first run's params; None when a key is not recorded. Epochs trained:
+    from the logged ``epoch`` metric when ``metrics`` has it (a ``--steps`` override changes the run
+    length, not ``train_epochs``), else ``train_epochs`` (None = no_decay + decay)."""
     rows = runs[runs["variant"] == variant]
     if rows.empty:
         return None
@@ -60,6 +63,10 @@ def variant_schedule(runs: pd.DataFrame, variant: str) -> Schedule | None:
         return None
     no_decay, decay = int(values["epochs_no_decay"]), int(values["epochs_decay"])
     trained = int(values["train_epochs"]) if values["train_epochs"] is not None else no_decay + decay
+    if metrics is not None and not metrics.empty:
+        logged = metrics[(metrics["variant"] == variant) & (metrics["key"] == vocab.EPOCH)]["value"]
+        if not logged.empty:
+            trained = int(logged.max()) + 1
     return Schedule(float(values["lr_G"]), float(values["lr_D"]), float(values["lr_final"]), no_decay, decay, trained)
 
 
@@ -78,7 +85,7 @@ def _lr_range(metrics: pd.DataFrame, variant: str, key: str, first_step: float, 
     if lr.size == 0:
         return "\u2013"
     lo, hi = float(np.min(lr)), float(np.max(lr))
-    return f"{hi:.2g}" if math.isclose(lo, hi, rel_tol=1e-6) else f"{hi:.2g}\u2192{lo:.2g}"
+    return fmt_lr(hi) if math.isclose(lo, hi, rel_tol=1e-6) else f"{fmt_lr(hi)}\u2192{fmt_lr(lo)}"
 
 
 def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFrame, variants: Sequence[str]) -> Table:
@@ -90,7 +97,7 @@ def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFra
     rows = []
     ref = finals[finals["key"] == vocab.G_TOTAL]
     for variant in variants:
-        sched = variant_schedule(runs, variant)
+        sched = variant_schedule(runs, variant, metrics)
         if sched is None:
             continue
         reached = sched.final_from + 1  # numbered from 1
@@ -106,8 +113,8 @@ def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFra
                 window += f" (epochs {a + 1}\u2013{b + 1})"
                 phase = " then ".join(dict.fromkeys(sched.phase(e) for e in range(a, b + 1)))
             lr_there = _lr_range(metrics, variant, vocab.LR_G, first, last)
-        rows.append([Cell(variant), Cell(f"{sched.lr_G:.2g} \u2192 {sched.lr_final:.2g}"),
-                     Cell(f"{sched.lr_D:.2g} \u2192 {sched.lr_final:.2g}"), Cell(str(sched.epochs_no_decay)),
+        rows.append([Cell(variant), Cell(f"{fmt_lr(sched.lr_G)} \u2192 {fmt_lr(sched.lr_final)}"),
+                     Cell(f"{fmt_lr(sched.lr_D)} \u2192 {fmt_lr(sched.lr_final)}"), Cell(str(sched.epochs_no_decay)),
                      Cell(str(sched.epochs_decay)), Cell(str(sched.train_epochs)), Cell(at_final), Cell(window),
                      Cell(lr_there), Cell(phase)])
     caption = (
@@ -120,21 +127,21 @@ def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFra
     return Table(columns, rows, caption=caption)
 
 
-def schedule_notes(runs: pd.DataFrame, variants: Sequence[str]) -> list[str]:
+def schedule_notes(runs: pd.DataFrame, variants: Sequence[str], metrics: pd.DataFrame | None = None) -> list[str]:
     """Sentences for variants whose run length departs from their schedule's own end."""
     notes = []
     for variant in variants:
-        sched = variant_schedule(runs, variant)
+        sched = variant_schedule(runs, variant, metrics)
         if sched is None:
             continue
         own_end = sched.epochs_no_decay + sched.epochs_decay
         if sched.train_epochs > own_end:
             notes.append(
-                f"{variant} decays over {sched.epochs_decay} epochs and then holds \u03b7_F = {sched.lr_final:.2g} "
+                f"{variant} decays over {sched.epochs_decay} epochs and then holds \u03b7_F = {fmt_lr(sched.lr_final)} "
                 f"for {sched.train_epochs - sched.final_from} of its {sched.train_epochs} epochs; the reference code would "
                 f"stop it after {own_end} (a choice the paper leaves open)."
             )
         elif sched.train_epochs < own_end:
             notes.append(f"{variant} stops after {sched.train_epochs} of its schedule's {own_end} epochs, before \u03b7 "
-                         f"reaches \u03b7_F = {sched.lr_final:.2g}.")
+                         f"reaches \u03b7_F = {fmt_lr(sched.lr_final)}.")
     return notes

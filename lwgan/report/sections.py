@@ -160,7 +160,7 @@ def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     sched = schedule.schedule_table(data.runs, an.completed_metrics, an.finals, an.variants)
     if sched.rows:
         blocks.append(sched)
-        notes = schedule.schedule_notes(data.runs, an.variants)
+        notes = schedule.schedule_notes(data.runs, an.variants, an.completed_metrics)
         if notes:
             blocks.append(Bullets(notes))
     return blocks
