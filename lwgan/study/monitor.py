@@ -12,10 +12,12 @@ from ray.tune import Callback
 from lwgan import vocab
 from lwgan.study.progress import StudyProgress, estimate_eta, status_line
 from lwgan.study.spec import SearchObjective
+from lwgan.study.outcome import TrialOutcome, record_outcome
 from lwgan.study.state import StudyState, TrialRecord
 from lwgan.study.trainable import TrialContext, trial_config
 
 S, K = vocab.TrialStatus, vocab.TuneKey
+SEARCH_VARIANT = "search"  # the variant of every trial of a search study
 
 
 def error_last_line(text: str | None) -> str:
@@ -52,15 +54,17 @@ class StudyMonitor(Callback):
         self._state: StudyState | None = None
         self._tracker = None
         self._progress: StudyProgress | None = None
+        self._steps: dict[str, int] = {}  # heartbeat: each running trial's last step and total
+        self._totals: dict[str, int] = {}
+        self._last_beat = self.started
 
     def __getstate__(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data.update(_state=None, _tracker=None, _progress=None, stream=None, begun={}, _steps={}, _totals={})
-        data.pop("_last_beat", None)
         return data
 
     def setup(self, **info: Any) -> None:
-        self.started = time.monotonic()
+        self.started = self._last_beat = time.monotonic()
         self._state = StudyState.load(self.state_path)  # the driver's latest view (resume may have reset trials)
 
     @property
@@ -87,20 +91,15 @@ class StudyMonitor(Callback):
     def _record(self, trial) -> TrialRecord:
         name = trial_name(trial)
         if name not in self.state.trials:
+            # An ablation's trials are all in the state from the start (runner.open_state, with their
+            # variant and seed); a name seen first here is a search trial Optuna just suggested.
             config = trial.config or {}
-            variant = name.rsplit("-s", 1)[0] if name in self.context.plans else "search"
             seed = int(trial_config(self.context, name, config).get("seed", 0))
-            params = {k: v for k, v in config.items()} if name not in self.context.plans else {}
-            self.state.add(TrialRecord(name, variant, seed, params=params))
+            self.state.add(TrialRecord(name, SEARCH_VARIANT, seed, params=dict(config)))
         return self.state.trials[name]
 
     def best(self) -> tuple[str, float] | None:
-        done = [r for r in self.state.trials.values() if r.state == S.COMPLETED and r.objective is not None]
-        if not done:
-            return None
-        pick = max if self.objective.mode == "max" else min
-        rec = pick(done, key=lambda r: r.objective)
-        return rec.trial_id, float(rec.objective)
+        return self.state.best(self.objective.mode)
 
     def _status(self) -> str:
         counts = self.state.counts()
@@ -139,13 +138,12 @@ class StudyMonitor(Callback):
 
     def _heartbeat(self, trial_id: str, step: int, total_steps: int | None) -> None:
         """At most every HEARTBEAT_S, one line with each running trial's step, so long trials show progress."""
-        steps = self.__dict__.setdefault("_steps", {})
-        totals = self.__dict__.setdefault("_totals", {})
+        steps, totals = self._steps, self._totals
         steps[trial_id] = step
         if total_steps:
             totals[trial_id] = int(total_steps)
         now = time.monotonic()
-        if now - self.__dict__.get("_last_beat", self.started) < HEARTBEAT_S:
+        if now - self._last_beat < HEARTBEAT_S:
             return
         self._last_beat = now
         running = [t for t, r in self.state.trials.items() if r.state == S.RUNNING and t in steps]
@@ -184,10 +182,8 @@ class StudyMonitor(Callback):
         if rec.trial_id in self.begun:
             self.durations.append(time.monotonic() - self.begun.pop(rec.trial_id))
         out_dir = Path(self.context.trials_dir) / rec.trial_id
-        if rec.mlflow_run_id:
-            self.tracker.end_trial(rec.mlflow_run_id, status, out_dir if out_dir.is_dir() else None, rec.step, error)
-        self.state.update(rec.trial_id, state=status, error=error, ended=time.time(),
-                          objective=float(objective) if objective is not None else None)
+        record_outcome(self.state, self.tracker, rec.trial_id, TrialOutcome(S(status), rec.step, error, objective),
+                       out_dir if out_dir.is_dir() else None)
         what = f"{status}: {error}" if status == S.FAILED else f"{status} at step {rec.step}"
         if status == S.COMPLETED and objective is not None:
             what += f", {self.objective.metric} {objective:.4g}"
