@@ -5,7 +5,6 @@ summary and report."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lwgan.errors import UserError
+from lwgan.study.outcome import TrialOutcome, record_outcome
 from lwgan.study.spec import ResolvedStudy
 from lwgan.study.state import STATE_FILE, StudyState, TrialRecord, latest_run_dir
 from lwgan.study.trainable import DEFAULT_TRAINER, CrashSpec, TrialContext
@@ -197,7 +197,7 @@ def run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
     state.finished = finished
     state.save()
     counts = state.counts()
-    best = _best(state, spec.objective.mode)
+    best = state.best(spec.objective.mode)
     tracker.end_study(state.parent_run_id, counts, finished,
                       {"trial_id": best[0], "value": best[1]} if best else None)
     outcome = StudyOutcome(run_dir, state.parent_run_id, counts, best, finished)
@@ -239,14 +239,6 @@ def _study_yaml(spec) -> str:
 
     source = Path(spec.source)
     return source.read_text() if source.is_file() else yaml.safe_dump(spec.raw, sort_keys=False)
-
-
-def _best(state: StudyState, mode: str) -> tuple[str, float] | None:
-    done = [r for r in state.trials.values() if r.state == TrialStatus.COMPLETED and r.objective is not None and math.isfinite(r.objective)]
-    if not done:
-        return None
-    rec = (max if mode == "max" else min)(done, key=lambda r: r.objective)
-    return rec.trial_id, float(rec.objective)
 
 
 def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, tracker, trials_dir: Path, progress) -> bool:
@@ -387,9 +379,7 @@ def _interrupted(resolved: ResolvedStudy, state: StudyState, grid, tracker, moni
         for rec in state.unfinished():
             if rec.state == TrialStatus.PENDING:
                 error = "lost when the driver was killed before Ray saved it; Optuna suggested a replacement"
-                if rec.mlflow_run_id:
-                    tracker.end_trial(rec.mlflow_run_id, TrialStatus.FAILED, None, rec.step, error)
-                state.update(rec.trial_id, state=TrialStatus.FAILED, error=error)
+                record_outcome(state, tracker, rec.trial_id, TrialOutcome(TrialStatus.FAILED, rec.step, error))
     unfinished = state.unfinished()
     _close_running(state, tracker)
     return bool(unfinished)
