@@ -235,3 +235,40 @@ def test_a_new_loss_term_reaches_log_mlflow_report_and_objective(dummy_term, tmp
     reporter.on_end(result)
     assert reported[-1][vocab.TuneKey.OBJECTIVE] == pytest.approx(rows[-1][DUMMY])
     assert reported[-1][vocab.TuneKey.STATUS] == TrialStatus.COMPLETED
+
+
+# ----------------------------------------------------------------------------------
+# One trial outcome, both stores
+# ----------------------------------------------------------------------------------
+
+
+def test_trial_outcome_is_written_once_to_mlflow_and_the_state_file(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from lwgan.study.outcome import TrialOutcome, record_outcome
+    from lwgan.study.state import StudyState, TrialRecord
+    from lwgan.tracking import StudyTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    tracker = StudyTracker(uri, "outcomes")
+    parent = tracker.start_study("s", {}, "name: s\n")
+    state = StudyState(tmp_path / "study_state.json", "s", "s.yaml", "tiny", "ablation", parent)
+    for trial_id, variant, seed in (("baseline-s0", vocab.BASELINE, 0), ("E1-s0", "E1", 0), ("E1-s1", "E1", 1)):
+        state.add(TrialRecord(trial_id, variant, seed))
+        state.update(trial_id, state=TrialStatus.RUNNING, step=4,
+                     mlflow_run_id=tracker.start_trial(parent, trial_id, variant, seed, {"gp_weight": 0.0}))
+    record_outcome(state, tracker, "baseline-s0", TrialOutcome(TrialStatus.COMPLETED, 4, objective=0.5))
+    record_outcome(state, tracker, "E1-s0", TrialOutcome(TrialStatus.COMPLETED, objective=0.7))
+    record_outcome(state, tracker, "E1-s1", TrialOutcome(TrialStatus.DIVERGED, 3, "diverged at step 3", objective=0.9))
+
+    again = StudyState.load(state.path)  # what --resume reads back
+    assert {t: r.state for t, r in again.trials.items()} == {"baseline-s0": "completed", "E1-s0": "completed", "E1-s1": "diverged"}
+    assert again.trials["E1-s0"].step == 4 and again.trials["E1-s1"].objective is None  # no objective unless completed
+    assert again.best("max") == ("E1-s0", 0.7) and again.best("min") == ("baseline-s0", 0.5)
+    assert not again.unfinished()
+    client = MlflowClient(uri)
+    diverged = client.get_run(again.trials["E1-s1"].mlflow_run_id)
+    assert diverged.data.tags[Tag.STATUS] == TrialStatus.DIVERGED and diverged.data.tags[Tag.DIVERGED_STEP] == "3"
+    assert diverged.data.tags[Tag.ERROR] == "diverged at step 3" and diverged.info.status == "FINISHED"
+    with pytest.raises(ValueError, match="final state"):
+        TrialOutcome(TrialStatus.RUNNING)

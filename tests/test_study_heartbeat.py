@@ -11,6 +11,7 @@ from lwgan.study.progress import StudyProgress
 def _monitor(stream):
     mon = object.__new__(StudyMonitor)  # only the fields the heartbeat uses
     mon.started = 0.0
+    mon._steps, mon._totals, mon._last_beat = {}, {}, 0.0  # as __init__ sets them
     mon._state = SimpleNamespace(trials={"E1-s0": SimpleNamespace(state="running"),
                                          "E2-s0": SimpleNamespace(state="running"),
                                          "E3-s0": SimpleNamespace(state="pending")})
