@@ -65,7 +65,8 @@ def test_statuses_final_states_and_json_round_trip():
 def test_tag_keys_are_unique_and_namespaced():
     keys = [v for k, v in vars(Tag).items() if k.isupper()]
     assert len(keys) == len(set(keys))
-    assert all(k.startswith("lwgan.") for k in keys if k != Tag.PARENT_RUN_ID)
+    assert all(k.startswith(("lwgan.", "mlflow.")) for k in keys)  # ours, or MLflow's own (parent run, git commit, note)
+    assert Tag.PARENT_RUN_ID.startswith("mlflow.") and Tag.ROLE.startswith("lwgan.")
     assert Tag.trials_count(TrialStatus.PRUNED) == "lwgan.trials_pruned"
 
 
