@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from lwgan import vocab
 from lwgan.errors import UserError
+from lwgan.store import check_store
 from lwgan.paths import PROJECT_MARKER, project_dir
 
 ENV_FILE = PROJECT_MARKER
@@ -117,10 +118,21 @@ class StudyTracker:
         _mlflow_env()  # again: importing mlflow resets its logger to INFO
         self.uri = uri or tracking_uri()
         self.experiment = experiment or experiment_name()
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        check_store(self.uri)  # seconds, not MLflow's minutes of retries; a new SQLite file created under a lock
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_id = self._ensure_experiment()
+
+    def buffer_in(self, folder: Path, notify=None):
+        """From now on keep the writes the store could not take in ``folder`` (the study's run folder) and
+        send them when it is back (lwgan.tracking_backlog); sends what an earlier driver left there first."""
+        from lwgan.tracking_backlog import BufferedClient
+
+        if not isinstance(self.client, BufferedClient):
+            self.client = BufferedClient(self.client, Path(folder), notify, self.uri)
+        left = self.client.pending()
+        if left and self.client.flush(force=True) and notify:
+            notify(f"sent {left} tracking writes an earlier run of this study had kept in {folder}")
+        return self.client
 
     def _ensure_experiment(self) -> str:
         """Create the store and experiment here, before any trial runs (concurrent creation races)."""

@@ -73,12 +73,17 @@ class StudyMonitor(Callback):
             self._state = StudyState.load(self.state_path)
         return self._state
 
+    def use_tracker(self, tracker) -> None:
+        """Write through the driver's own tracker (and its backlog); not pickled with the callback."""
+        self._tracker = tracker
+
     @property
     def tracker(self):
         if self._tracker is None:
             from lwgan.tracking import StudyTracker
 
             self._tracker = StudyTracker(self.tracking_uri, self.experiment)
+            self._tracker.buffer_in(self.state_path.parent, self.progress.line)
         return self._tracker
 
     @property
