@@ -1,5 +1,5 @@
 """Report statistics on planted effects and known numbers: final window, CIs vs scipy, Welch, Holm,
-Hedges' g, oscillation."""
+Hedges' g, EMA (the stability measures: test_report_stability.py)."""
 
 from __future__ import annotations
 
@@ -122,19 +122,6 @@ def test_final_window_is_the_last_20pct_of_points():
     assert (out.loc["loss/G_rec", "first_step"], out.loc["loss/G_rec", "n_points"]) == (9, 2)
     assert out.loc["eval/ssim", "value"] == pytest.approx(0.6)  # at least one point
     assert [stats.window_size(n, 0.2) for n in (1, 5, 10, 11, 50)] == [1, 1, 2, 3, 10]
-
-
-def test_oscillation_detects_a_see_saw():
-    steps = np.arange(200)
-    wave = 0.5 * (-1.0) ** steps
-    g = pd.Series(10 + np.exp(-steps / 50) + wave, index=steps)
-    d = pd.Series(1 - 0.5 * wave, index=steps)
-    out = stats.run_oscillation(g, d, 0.2)
-    assert out["corr_GD"] < -0.95
-    assert 0.4 < out["resid_sd_G"] < 0.6  # the alternating +-0.5 survives the EMA almost whole
-    assert out["resid_rel_G"] == pytest.approx(100 * out["resid_sd_G"] / 10, rel=0.05)
-    calm = stats.run_oscillation(pd.Series(np.full(50, 3.0)), pd.Series(np.full(50, 1.0)))
-    assert calm["resid_sd_G"] == 0 and math.isnan(calm["corr_GD"])
 
 
 def test_ema_matches_the_recurrence():

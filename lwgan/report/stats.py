@@ -1,5 +1,6 @@
 """Statistics of a study from its metric frames: final-window values, comparisons with the baseline
-(delta in %, 95% CIs, Welch's t-test with Holm correction, Hedges' g) and oscillation measures.
+(delta in %, 95% CIs, Welch's t-test with Holm correction, Hedges' g) and the EMA of the curves; the
+stability measures are lwgan.report.stability's.
 
 Every function is pure: DataFrames and arrays in, DataFrames and numbers out.
 """
@@ -205,7 +206,7 @@ def is_significant(row: pd.Series, alpha: float = ALPHA) -> bool:
 
 
 # ----------------------------------------------------------------------------------
-# Smoothing and oscillation
+# Smoothing (the stability measures live in lwgan.report.stability)
 # ----------------------------------------------------------------------------------
 
 
@@ -218,55 +219,6 @@ def ema(values: Sequence[float], span: int) -> np.ndarray:
     """Exponential moving average with alpha = 2 / (span + 1), started at the first value (no bias correction)."""
     series = pd.Series(np.asarray(values, dtype=float))
     return series.ewm(span=span, adjust=False, ignore_na=True).mean().to_numpy()
-
-
-STABILITY_COLUMNS = ["run_id", "variant", "seed", "resid_sd_G", "resid_rel_G", "resid_sd_D", "resid_rel_D", "corr_GD", "n_window"]
-
-
-def run_oscillation(g_total: pd.Series, d_total: pd.Series, frac: float = 0.2) -> dict[str, float]:
-    """Oscillation of one run. Both series are indexed by step.
-
-    The EMA (span ``ema_span``) is fitted over the whole run; the residual = raw - EMA. Over the final
-    window: the residual's sd (absolute, and relative to the mean |EMA| in %), and the Pearson
-    correlation of the G and D residuals on their common steps (negative = see-saw).
-    """
-    out: dict[str, float] = {}
-    resid = {}
-    for name, series in (("G", g_total), ("D", d_total)):
-        series = series.dropna().sort_index()
-        if series.empty:
-            out[f"resid_sd_{name}"] = out[f"resid_rel_{name}"] = math.nan
-            continue
-        smooth = ema(series.to_numpy(), ema_span(series.size))
-        k = window_size(series.size, frac)
-        r = pd.Series(series.to_numpy() - smooth, index=series.index).iloc[-k:]
-        level = float(np.mean(np.abs(smooth[-k:])))
-        sd = float(r.std(ddof=1)) if r.size >= 2 else math.nan
-        out[f"resid_sd_{name}"] = sd
-        out[f"resid_rel_{name}"] = 100.0 * sd / level if level > 1e-12 else math.nan
-        resid[name] = r
-    corr = math.nan
-    n_window = 0
-    if "G" in resid and "D" in resid:
-        joined = pd.concat([resid["G"], resid["D"]], axis=1, join="inner").dropna()
-        n_window = len(joined)
-        if n_window >= 3 and joined.iloc[:, 0].std() > 0 and joined.iloc[:, 1].std() > 0:
-            corr = float(np.corrcoef(joined.iloc[:, 0], joined.iloc[:, 1])[0, 1])
-    out["corr_GD"] = corr
-    out["n_window"] = n_window
-    return out
-
-
-def oscillation(metrics: pd.DataFrame, frac: float = 0.2, g_key: str = vocab.G_TOTAL, d_key: str = vocab.D_TOTAL) -> pd.DataFrame:
-    """``run_oscillation`` for every run of a long metrics frame."""
-    rows = []
-    for (run_id, variant, seed), grp in metrics.groupby(["run_id", "variant", "seed"], sort=False):
-        g = grp[grp["key"] == g_key].set_index("step")["value"]
-        d = grp[grp["key"] == d_key].set_index("step")["value"]
-        if g.empty and d.empty:
-            continue
-        rows.append(dict(run_id=run_id, variant=variant, seed=seed, **run_oscillation(g, d, frac)))
-    return pd.DataFrame(rows, columns=STABILITY_COLUMNS)
 
 
 def summarize_by_variant(frame: pd.DataFrame, columns: Sequence[str], variants: Sequence[str]) -> pd.DataFrame:

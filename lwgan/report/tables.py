@@ -340,19 +340,3 @@ def statistics_table(comparison: pd.DataFrame, baseline: str, keys: Sequence[str
                 Cell(f"{row['hedges_g']:+.2f}" if math.isfinite(row["hedges_g"]) else NO),
             ])
     return Table(["Exp", "Metric", "n (var / base)", "Variant mean", "\u0394 vs baseline", "p Welch", "p Holm", "Hedges' g"], rows)
-
-
-# ----------------------------------------------------------------------------------
-# Stability
-# ----------------------------------------------------------------------------------
-
-
-def stability_table(summary: pd.DataFrame) -> Table:
-    """Per variant: residual sd of G_total and D_total (absolute and % of level) and corr(G, D), mean ± 95% CI."""
-    rows = []
-    for r in summary.to_dict("records"):
-        rows.append([Cell(r["variant"]), Cell(str(r["n"]))] + [
-            Cell(fmt_mean_ci(r[c], r[f"{c}_ci"])) for c in ("resid_sd_G", "resid_rel_G", "resid_sd_D", "resid_rel_D", "corr_GD")
-        ])
-    columns = ["Exp", "n", "resid. sd G_total", "rel. G (%)", "resid. sd D_total", "rel. D (%)", "corr(G, D)"]
-    return Table(columns, rows)
