@@ -280,6 +280,7 @@ class Role(_StrEnum):
 
     STUDY = "study"
     TRIAL = "trial"
+    TRAIN = "train"  # a single `lwgan-study train --track` run (no parent)
 
 
 # ----------------------------------------------------------------------------------
