@@ -117,13 +117,16 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None, help="also write compare.md and compare.csv into this folder")
 
     # train ---------------------------------------------------------------------
-    t = _command(sub, "train", "train one LWGAN run (no Ray, no MLflow)",
+    t = _command(sub, "train", "train one LWGAN run (no Ray; MLflow only with --track)",
                  "lwgan-study train --profile small --steps 900 --set gp_weight=10 --out runs/gp10",
+                 "lwgan-study train --profile tiny --track        # recorded in MLflow beside the studies",
                  "lwgan-study train --help-keys")
     t.add_argument("config", nargs="?", default=None, help="YAML of flat config keys (optional)")
     add_config_flags(t, profiles, study=False)
     t.add_argument("--out", default=None, help="output folder (default: runs/train-<time>)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--track", action="store_true",
+                   help="record the run in the project's MLflow store (params, metrics, artifacts), beside the studies")
     t.add_argument("--help-keys", action="store_true", help="list every config key with its default and exit")
 
     # data ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ CLI's conventions (version, help with defaults and examples, choices, exit codes
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,3 +368,34 @@ def test_report_writes_latex_beside_markdown(env, tmp_path, capsys):
             matches = [r for r in tex_rows if r.startswith(first + " &") and number.findall(r) == number.findall(line)]
             assert matches, line
     assert not (out / "report.pdf").exists()
+
+
+# ----------------------------------------------------------------------------------
+# train --track
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # two real tiny trainings (about 20 s of CPU)
+def test_train_track_records_one_run_and_resume_continues_it(tmp_path, monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from lwgan.train.track import RUN_FILE
+
+    uri = f"sqlite:///{tmp_path / 'track.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("LWGAN_HOME", str(tmp_path))
+    out = tmp_path / "runs" / "t1"
+    assert main(["train", "--profile", "tiny", "--steps", "2", "--out", str(out), "--track", "--set", "lr_G=1e-4"]) == 0
+    run_id = json.loads((out / RUN_FILE).read_text())["run_id"]
+    assert f"MLflow: run {run_id}" in capsys.readouterr().out
+    assert main(["train", "--profile", "tiny", "--steps", "3", "--out", str(out), "--track", "--resume"]) == 0
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lwgan-study").experiment_id])
+    assert run.info.run_id == run_id and run.info.run_name == "t1" and run.info.status == "FINISHED"
+    tags, params = run.data.tags, run.data.params
+    assert (tags[Tag.ROLE], tags[Tag.STATUS], tags[Tag.PROFILE]) == ("train", "completed", "tiny")
+    assert Tag.PARENT_RUN_ID not in tags and tags[Tag.DEVICE] == "cpu"
+    assert params["lr_G"] == "0.0001" and params["image_size"] == "32"
+    assert [m.step for m in client.get_metric_history(run_id, "loss/G_total")] == [1, 2, 3]  # one run, resumed
+    assert {"config.yaml", "run_info.json"} <= {a.path for a in client.list_artifacts(run_id)}
+    assert api.studies(uri).empty  # a training run is not a study

@@ -123,10 +123,22 @@ def command_train(args: argparse.Namespace) -> int:
             f"profile {profile!r} needs real assets; missing: {', '.join(missing)} "
             f"(set them in a config file or with --set KEY=PATH; see README 'Real data')"
         )
-    trainer = Trainer(cfg, out_dir, progress=True, profile=profile)
+    tracked = None
+    if getattr(args, "track", False):  # the same MLflow store as the studies (lwgan.train.track)
+        from lwgan.train.track import TrackedRun
+
+        tracked = TrackedRun.open(cfg.to_flat(), out_dir, profile, resume)
+    trainer = Trainer(cfg, out_dir, callbacks=[tracked] if tracked else (), progress=True, profile=profile)
     info = trainer.prepare()
     print(header_line(info, trainer.total_steps))
     start = time.monotonic()
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except BaseException as err:
+        if tracked is not None:
+            tracked.fail(err)
+        raise
     print(summary_text(result, time.monotonic() - start, out_dir))
+    if tracked is not None:
+        print(f"MLflow: run {tracked.run_id} in {tracked.tracker.uri} (browse: lwgan-study ui)")
     return 0 if result.status == vocab.TrialStatus.COMPLETED else 1

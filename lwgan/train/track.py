@@ -1,0 +1,77 @@
+"""``lwgan-study train --track``: one training run recorded in the project's MLflow store beside the
+studies, as a top-level run (role ``train``) with the flat config as params and the same metrics, tags
+and artifacts as a study's trial. ``--resume`` continues the same MLflow run (its id is kept in the
+run folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lwgan.train.callbacks import Callback, TrainResult
+from lwgan.vocab import Role, Tag, TrialStatus
+
+RUN_FILE = "mlflow_run.json"  # in the run folder: which MLflow run --resume continues
+FLUSH_EVERY = 50  # metric steps per MLflow batch
+
+
+class TrackedRun(Callback):
+    """A Trainer callback that writes the run to MLflow (batched metrics; tags and artifacts at the end)."""
+
+    def __init__(self, tracker, run_id: str, out_dir: Path, flush_every: int = FLUSH_EVERY):
+        self.tracker, self.run_id, self.out_dir, self.flush_every = tracker, run_id, Path(out_dir), flush_every
+        self._pending: list[tuple[int, dict[str, float]]] = []
+
+    @classmethod
+    def open(cls, flat_config: dict[str, Any], out_dir: Path, profile: str, resume: bool, tracker=None) -> "TrackedRun":
+        """A new top-level run named after the run folder, or on ``resume`` the run recorded in it."""
+        from mlflow.entities import Param
+
+        from lwgan.tracking import StudyTracker
+
+        tracker = tracker or StudyTracker()
+        out_dir = Path(out_dir)
+        record = out_dir / RUN_FILE
+        if resume and record.is_file():
+            run_id = json.loads(record.read_text())["run_id"]
+            return cls(tracker, tracker._reopen(run_id), out_dir)
+        run = tracker.client.create_run(tracker.experiment_id, run_name=out_dir.name, tags={
+            Tag.ROLE: str(Role.TRAIN), Tag.STATUS: str(TrialStatus.RUNNING), Tag.PROFILE: profile,
+        })
+        run_id = run.info.run_id
+        params = [Param(str(k), str("null" if v is None else v)[:6000]) for k, v in flat_config.items()]
+        for i in range(0, len(params), 100):  # log_batch takes at most 100 params per call
+            tracker.client.log_batch(run_id, params=params[i:i + 100])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"run_id": run_id, "tracking_uri": tracker.uri}))
+        return cls(tracker, run_id, out_dir)
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        self.tracker.trial_info_tags(self.run_id, info)
+        commit = info.get("git_commit")
+        if commit:
+            self.tracker.client.set_tag(self.run_id, Tag.GIT_COMMIT, str(commit))
+            self.tracker.client.set_tag(self.run_id, Tag.MLFLOW_GIT_COMMIT, str(commit))
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self._pending.append((step, dict(metrics)))
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.tracker.log_metrics(self.run_id, self._pending)
+            self._pending = []
+
+    def on_end(self, result: TrainResult) -> None:
+        self.flush()
+        self.tracker.end_trial(self.run_id, result.status, self.out_dir, result.step, result.error)
+
+    def fail(self, error: BaseException) -> None:
+        """The run stopped with an exception: what was logged is kept, the run ends failed (or killed on Ctrl-C)."""
+        self.flush()
+        if isinstance(error, KeyboardInterrupt):
+            self.tracker.client.set_terminated(self.run_id, "KILLED")
+            return
+        self.tracker.end_trial(self.run_id, TrialStatus.FAILED, self.out_dir, None, f"{type(error).__name__}: {error}")
