@@ -399,3 +399,35 @@ def test_train_track_records_one_run_and_resume_continues_it(tmp_path, monkeypat
     assert [m.step for m in client.get_metric_history(run_id, "loss/G_total")] == [1, 2, 3]  # one run, resumed
     assert {"config.yaml", "run_info.json"} <= {a.path for a in client.list_artifacts(run_id)}
     assert api.studies(uri).empty  # a training run is not a study
+
+
+# ----------------------------------------------------------------------------------
+# run --resume RUN_ID
+# ----------------------------------------------------------------------------------
+
+
+def test_resume_by_run_id_finds_that_runs_folder_study_and_profile(tmp_path, monkeypatch, capsys):
+    from lwgan.study.commands import find_run_dir
+    from lwgan.study.library import embedded_study
+    from lwgan.study.state import STATE_FILE, StudyState
+
+    monkeypatch.setenv("LWGAN_HOME", str(tmp_path))
+    study = tmp_path / "ttur.yaml"
+    study.write_text(embedded_study("ttur").read_text())
+    storage = tmp_path / "runs"
+    older, newer = "a" * 32, "b" * 32
+    for stamp, run_id, profile in (("20260101-000000", older, "tiny"), ("20260102-000000", newer, "small")):
+        (storage / "ttur" / f"run-{stamp}").mkdir(parents=True)
+        StudyState(storage / "ttur" / f"run-{stamp}" / STATE_FILE, "ttur", str(study), profile, "ablation", run_id).save()
+    assert find_run_dir(storage, older) == storage / "ttur" / "run-20260101-000000"
+    assert find_run_dir(storage, older, "ttur") == find_run_dir(storage, older) and find_run_dir(storage, "c" * 32) is None
+
+    # No study given: the older run's study file and profile (tiny), not the latest run's (small).
+    assert main(["run", "--resume", older, "--storage", str(storage), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert plan.startswith("study ttur (ablation) | profile tiny") and f"file {study}" in plan
+    assert main(["run", "--resume", "c" * 32, "--storage", str(storage), "--dry-run"]) == 2
+    assert f"--resume {'c' * 32}: no run folder under {storage}" in capsys.readouterr().err
+    # A study path after --resume is the study, as before (`run --resume studies/x.yaml`).
+    assert main(["run", "--resume", str(study), "--storage", str(storage), "--dry-run"]) == 0
+    assert "profile small" in capsys.readouterr().out  # the latest run's profile
