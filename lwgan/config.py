@@ -137,10 +137,12 @@ class BackboneConfig:
 
     vgg_weights: str | None = None  # torchvision-format VGG19 state dict
     face_weights: str | None = None  # SphereFace-20 state dict
-    # eval/lpips: LPIPS-VGG16 needs the torchvision VGG16 state dict (vgg16-397923af.pth); without it the
-    # metric is absent. The linear layers are the lpips package's (its wheel ships weights/v0.1/vgg.pth);
+    # eval/lpips: LPIPS on lpips_net ("alex" as the reference's evaluator, or "vgg" = VGG16) needs that
+    # network's torchvision state dict (alexnet-owt-7be5be79.pth / vgg16-397923af.pth); without it the metric
+    # is absent. The linear layers are the lpips package's (its wheel ships weights/v0.1/<net>.pth);
     # lpips_weights overrides them with another file of the same keys.
-    lpips_vgg16: str | None = None
+    lpips_backbone: str | None = None
+    lpips_net: str = "alex"
     lpips_weights: str | None = None
     # eval/fid, eval/kid: torch-fidelity's Inception-v3 (weights-inception-2015-12-05-6726825d.pth, the
     # TF FID network); without it both metrics are absent (never a stand-in number).
@@ -236,6 +238,7 @@ FACE_CROPS = (112, 56, 28)
 CHOICES: dict[str, tuple[str, ...]] = {
     "d_norm": ("instance", "batch", "none"),
     "lwb_flow_resize": ("reference", "masked"),
+    "lpips_net": ("alex", "vgg"),
     "precision": ("auto", "bf16", "fp32"),
 }
 

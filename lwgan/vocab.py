@@ -146,7 +146,7 @@ METRICS: dict[str, Metric] = _metrics(
     Metric(GRAD_NORM_D, Group.GRAD_NORM, _N, label="|g|_D", description="global L2 norm of D's gradients"),
     Metric(EVAL_SSIM, Group.EVAL, _H, label="SSIM", objective=True, description="transfer output vs target"),
     Metric(EVAL_PSNR, Group.EVAL, _H, unit="dB", label="PSNR", objective=True, description="transfer output vs target"),
-    Metric(EVAL_LPIPS, Group.EVAL, _L, label="LPIPS", objective=True, description="LPIPS-VGG16 (lpips package linear layers), transfer output vs target; absent without backbones.lpips_vgg16"),
+    Metric(EVAL_LPIPS, Group.EVAL, _L, label="LPIPS", objective=True, description="LPIPS (lpips_net: alex as the reference's evaluator, or vgg; lpips package linear layers), transfer output vs target; absent without backbones.lpips_backbone"),
     # FID / KID: Inception-v3 pool features of fid_pairs val transfers vs their targets, at the last step only.
     Metric(EVAL_FID, Group.EVAL, _L, label="FID", description="Frechet Inception distance, val transfers vs targets (last step); absent without backbones.inception_weights"),
     Metric(EVAL_KID, Group.EVAL, _L, label="KID", description="kernel Inception distance (unbiased; mean over subsets), val transfers vs targets (last step); absent without backbones.inception_weights"),

@@ -1,4 +1,4 @@
-"""Quality metrics: LPIPS-VGG16 against the lpips package itself, FID / KID against independent
+"""Quality metrics: LPIPS (AlexNet and VGG16) against the lpips package itself, FID / KID against independent
 computations, the Inception and VGG16 files written by the tests, and absence without weights."""
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from torch import nn
 
 from lwgan.errors import DataError, UserError
 from lwgan.quality import (
-    InceptionFeatures, VGG16Features, build_inception, build_lpips, fid_from_features, kid_from_features,
+    InceptionFeatures, LPIPSBackbone, build_inception, build_lpips, fid_from_features, kid_from_features,
     lpips_package_weights,
 )
 from lwgan.quality.fid import _inception_class
 
 
-def _random_vgg16_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A torchvision-layout VGG16 state dict (``features.*`` plus a classifier the loader must ignore),
-    random weights scaled so activations stay O(1) through 13 convs."""
+def _random_state(net_name: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A torchvision-layout AlexNet / VGG16 state dict (``features.*`` plus a classifier the loader must
+    ignore), random weights scaled so activations stay O(1) through the convs."""
     torch.manual_seed(seed)
-    net = VGG16Features()
+    net = LPIPSBackbone(net_name)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
@@ -35,27 +35,31 @@ def _random_vgg16_state(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture
-def vgg16_file(tmp_path):
-    path = tmp_path / "vgg16.pth"
-    torch.save(_random_vgg16_state(), path)
-    return path
+def backbone_files(tmp_path):
+    files = {"alex": tmp_path / "alexnet.pth", "vgg": tmp_path / "vgg16.pth"}
+    for net, path in files.items():
+        torch.save(_random_state(net), path)
+    return files
 
 
 @pytest.fixture
-def lpips_package(monkeypatch, vgg16_file):
-    """The lpips package's own LPIPS class, its torchvision import answered by a module whose ``vgg16``
-    returns our VGG16 layers with the same random weights (torchvision cannot be installed here)."""
-    state = torch.load(vgg16_file, weights_only=True)
+def lpips_package(monkeypatch, backbone_files):
+    """The lpips package's own LPIPS class, its torchvision import answered by a module whose ``alexnet``
+    and ``vgg16`` return our layers with the same random weights (torchvision cannot be installed here)."""
 
-    def vgg16(pretrained=False, **_):
-        net = VGG16Features()
-        net.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")})
-        holder = nn.Module()
-        holder.features = net.features
-        return holder
+    def factory(net_name):
+        def build(pretrained=False, **_):
+            state = torch.load(backbone_files[net_name], weights_only=True)
+            net = LPIPSBackbone(net_name)
+            net.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")})
+            holder = nn.Module()
+            holder.features = net.features
+            return holder
+
+        return build
 
     fake_tv = types.ModuleType("torchvision")
-    fake_tv.models = types.SimpleNamespace(vgg16=vgg16)
+    fake_tv.models = types.SimpleNamespace(vgg16=factory("vgg"), alexnet=factory("alex"))
     monkeypatch.setitem(sys.modules, "torchvision", fake_tv)
     monkeypatch.setitem(sys.modules, "torchvision.models", fake_tv.models)
     for name in [n for n in sys.modules if n == "lpips" or n.startswith("lpips.")]:
@@ -70,10 +74,11 @@ def lpips_package(monkeypatch, vgg16_file):
 # -- LPIPS ----------------------------------------------------------------------------
 
 
-def test_lpips_vgg16_matches_the_lpips_package(vgg16_file, lpips_package):
-    ours, status = build_lpips(str(vgg16_file))
-    assert status.status == "pretrained" and status.path == str(vgg16_file.resolve())
-    reference = lpips_package.LPIPS(net="vgg", version="0.1", pretrained=True, pnet_rand=False, verbose=False).eval()
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_matches_the_lpips_package(net, backbone_files, lpips_package):
+    ours, status = build_lpips(str(backbone_files[net]), net)
+    assert status.status == "pretrained" and status.path == str(backbone_files[net].resolve())
+    reference = lpips_package.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=False, verbose=False).eval()
     g = torch.Generator().manual_seed(3)
     x = torch.rand(3, 3, 64, 64, generator=g) * 2 - 1
     y = (x + 0.3 * torch.randn(3, 3, 64, 64, generator=g)).clamp(-1, 1)
@@ -84,24 +89,26 @@ def test_lpips_vgg16_matches_the_lpips_package(vgg16_file, lpips_package):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
     assert torch.allclose(ours(x, x), torch.zeros(3), atol=1e-7)
     # the linear layers are the package's shipped file, not ones made up here
-    shipped = torch.load(lpips_package_weights(), map_location="cpu", weights_only=True)
+    shipped = torch.load(lpips_package_weights(net), map_location="cpu", weights_only=True)
     torch.testing.assert_close(ours.lin2, shipped["lin2.model.1.weight"].float())
 
 
-def test_lpips_is_absent_without_the_vgg16_file_and_names_bad_files(tmp_path):
+def test_lpips_is_absent_without_the_backbone_file_and_names_bad_files(tmp_path):
     module, status = build_lpips(None)
-    assert module is None and status.status == "absent" and "lpips_vgg16" in status.note
-    with pytest.raises(UserError, match="lpips_vgg16: VGG16 weights file not found: .*nope.pth"):
+    assert module is None and status.status == "absent" and "lpips_backbone" in status.note
+    with pytest.raises(UserError, match="lpips_backbone: AlexNet weights file not found: .*nope.pth"):
         build_lpips(str(tmp_path / "nope.pth"))
+    with pytest.raises(UserError, match="lpips_net: invalid value 'squeeze' \\(allowed: vgg \\| alex\\)"):
+        build_lpips(str(tmp_path / "nope.pth"), "squeeze")
     from lwgan.models.backbones import VGG19Features
 
     torch.save(VGG19Features().state_dict(), tmp_path / "vgg19.pth")  # the wrong VGG
-    with pytest.raises(UserError, match=r"lpips_vgg16: VGG16 weights in .*vgg19.pth do not match the VGG16 architecture: missing keys: features.17.weight"):
-        build_lpips(str(tmp_path / "vgg19.pth"))
-    torch.save(_random_vgg16_state(), tmp_path / "v.pth")
+    with pytest.raises(UserError, match=r"lpips_backbone: VGG16 weights in .*vgg19.pth do not match the VGG16 architecture: missing keys: features.17.weight"):
+        build_lpips(str(tmp_path / "vgg19.pth"), "vgg")
+    torch.save(_random_state("vgg"), tmp_path / "v.pth")
     torch.save({"lin0.model.1.weight": torch.ones(1, 64, 1, 1)}, tmp_path / "lin.pth")
     with pytest.raises(DataError, match="lin.pth: LPIPS weights lack 'lin1.model.1.weight'"):
-        build_lpips(str(tmp_path / "v.pth"), str(tmp_path / "lin.pth"))
+        build_lpips(str(tmp_path / "v.pth"), "vgg", str(tmp_path / "lin.pth"))
 
 
 # -- FID / KID statistics ---------------------------------------------------------------
@@ -185,12 +192,12 @@ def test_inception_features_from_a_user_file_give_fid_and_kid(inception_file, tm
     net, status = build_inception(str(inception_file))
     assert isinstance(net, InceptionFeatures) and status.status == "pretrained"
     g = torch.Generator().manual_seed(0)
-    real = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
-    fake = (real + 0.8 * torch.randn(4, 3, 32, 32, generator=g)).clamp(-1, 1)
+    real = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
+    fake = (real + 0.8 * torch.randn(3, 3, 32, 32, generator=g)).clamp(-1, 1)
     seen = []
     net.extractor.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     fr, ff = net(real), net(fake)
-    assert fr.shape == (4, 2048) and fr.dtype == torch.float64 and torch.isfinite(fr).all()
+    assert fr.shape == (3, 2048) and fr.dtype == torch.float64 and torch.isfinite(fr).all()
     # the extractor sees uint8 images: [-1, 1] -> 0..255
     assert seen[0].dtype == torch.uint8 and torch.equal(seen[0], ((real + 1) * 127.5).round().to(torch.uint8))
     assert abs(fid_from_features(fr.numpy(), fr.numpy())) < 1e-6
@@ -211,14 +218,14 @@ def test_fid_and_kid_are_absent_without_weights_and_bad_files_are_named(tmp_path
 # -- in a training run --------------------------------------------------------------------
 
 
-def test_a_run_with_both_weight_files_logs_lpips_every_eval_and_fid_kid_at_the_last_step(tmp_path, monkeypatch, vgg16_file, inception_file):
+def test_a_run_with_both_weight_files_logs_lpips_every_eval_and_fid_kid_at_the_last_step(tmp_path, monkeypatch, backbone_files, inception_file):
     from lwgan.profiles import resolve_config
     from lwgan.train.metrics_log import read_metrics
     from lwgan.train.trainer import Trainer
 
     monkeypatch.setenv("LWGAN_CACHE", str(tmp_path / "cache"))
     cfg = resolve_config("tiny", {"max_steps": 2, "device": "cpu", "num_threads": 1, "eval_every": 1, "sample_every": 2,
-                                  "checkpoint_every": 2, "lpips_vgg16": str(vgg16_file), "inception_weights": str(inception_file),
+                                  "checkpoint_every": 2, "lpips_backbone": str(backbone_files["alex"]), "inception_weights": str(inception_file),
                                   "fid_pairs": 3})
     result = Trainer(cfg, tmp_path / "run", progress=False, profile="tiny").fit()
     assert result.status == "completed"

@@ -147,7 +147,7 @@ class Trainer:
         # Quality metrics comparable with the literature, only from the user's weights (else absent).
         from lwgan.quality import build_inception, build_lpips
 
-        lpips, lpips_status = build_lpips(cfg.backbones.lpips_vgg16, cfg.backbones.lpips_weights)
+        lpips, lpips_status = build_lpips(cfg.backbones.lpips_backbone, cfg.backbones.lpips_net, cfg.backbones.lpips_weights)
         self.lpips = lpips.to(self.device) if lpips is not None else None
         inception, inception_status = build_inception(cfg.backbones.inception_weights)
         self.inception = inception.to(self.device) if inception is not None else None
