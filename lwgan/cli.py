@@ -116,6 +116,20 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="metric(s) to compare, repeatable or comma-separated (default: every metric both runs logged)")
     c.add_argument("--out", default=None, help="also write compare.md and compare.csv into this folder")
 
+    cf = _command(sub, "confirm", "confirm a search: run its top K configurations against the baseline with N seeds",
+                  "lwgan-study confirm 3f2a...c9 --top 3 --seeds 3            # writes search-confirm.yaml and runs it",
+                  "lwgan-study confirm 3f2a...c9 --dry-run                    # write it and show the trials only")
+    cf.add_argument("run_id", metavar="RUN_ID", help="the search's parent run id (or its study name = its latest run)")
+    cf.add_argument("--top", type=int, default=3, help="how many of the best distinct configurations")
+    cf.add_argument("--seeds", type=int, default=3, help="seeds per configuration (and for the baseline)")
+    cf.add_argument("--out", default=None, help="where to write the study (default: ./<study>-confirm.yaml)")
+    cf.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    cf.add_argument("--profile", default=None, choices=profiles, help="profile (default: the search's default profile)")
+    cf.add_argument("--dry-run", action="store_true", help="write the study, print its trials, run nothing")
+    cf.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    cf.add_argument("--max-concurrent", type=int, default=None, help="trials at a time (default: CPUs / trial CPUs)")
+    cf.add_argument("--storage", default=None, help="folder for Ray results and checkpoints (default: <project>/runs/studies)")
+
     # train ---------------------------------------------------------------------
     t = _command(sub, "train", "train one LWGAN run (no Ray; MLflow only with --track)",
                  "lwgan-study train --profile small --steps 900 --set gp_weight=10 --out runs/gp10",
@@ -175,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lwgan.tracking_commands import command_ui
 
         return command_ui(args)
-    if cmd in ("init", "ls", "show", "compare"):
+    if cmd in ("init", "ls", "show", "compare", "confirm"):
         from lwgan.catalog import commands
 
         return getattr(commands, f"command_{cmd}")(args)

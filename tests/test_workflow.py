@@ -256,7 +256,7 @@ def test_cli_version_help_defaults_examples_and_choices(capsys):
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lwgan-study {version('lwgan-study')}"
     assert main([]) == 2 and "COMMAND" in capsys.readouterr().out  # no command: the help
-    for name in ("run", "validate", "report", "ui", "init", "ls", "show", "compare", "train", "data", "body"):
+    for name in ("run", "validate", "report", "ui", "init", "ls", "show", "compare", "confirm", "train", "data", "body"):
         text = _sub(name).format_help()
         assert "example" in text and f"lwgan-study {name}" in text, name
     run_help = _sub("run").format_help()
@@ -431,3 +431,58 @@ def test_resume_by_run_id_finds_that_runs_folder_study_and_profile(tmp_path, mon
     # A study path after --resume is the study, as before (`run --resume studies/x.yaml`).
     assert main(["run", "--resume", str(study), "--storage", str(storage), "--dry-run"]) == 0
     assert "profile small" in capsys.readouterr().out  # the latest run's profile
+
+
+# ----------------------------------------------------------------------------------
+# confirm: a search's top configurations against the baseline, with seeds
+# ----------------------------------------------------------------------------------
+
+SEARCH_YAML = """name: tiny-search
+seeds: 1
+default_profile: tiny
+base: {lambda_rec: 12}
+search:
+  lr_G: {type: log_uniform, low: 5.0e-5, high: 1.0e-3}
+  gp_weight: {type: uniform, low: 0.0, high: 10.0}
+budget: {max_trials: 6, max_steps: 8}
+objective: {metric: eval/ssim, mode: max}
+"""
+# trial id, lr_G, gp_weight, status, final eval/ssim
+SEARCH_TRIALS = [("trial-000", 2e-4, 0.0, "completed", 0.30), ("trial-001", 4e-4, 0.0, "completed", 0.50),
+                 ("trial-002", 1e-4, 5.0, "completed", 0.40), ("trial-003", 4e-4, 0.0, "completed", 0.45),
+                 ("trial-004", 9e-4, 9.0, "pruned", 0.90), ("trial-005", 3e-4, 2.0, "completed", 0.35)]
+
+
+def test_confirm_writes_and_plans_the_top_configurations(tmp_path, monkeypatch, capsys, store):
+    import yaml
+
+    from lwgan.study.spec import load_study
+
+    uri = f"sqlite:///{tmp_path / 'search.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("LWGAN_HOME", str(tmp_path))
+    tracker = StudyTracker(uri, "lwgan-study")
+    parent = tracker.start_study("tiny-search", study_run_tags("s.yaml", "tiny", {}, {}, "c0"), SEARCH_YAML)
+    for trial, lr, gp, status, value in SEARCH_TRIALS:
+        child = tracker.start_trial(parent, trial, "search", 0, {"lr_G": lr, "gp_weight": gp, "spectral_norm": False})
+        tracker.log_metrics(child, [(8, {"eval/ssim": value})])
+        tracker.end_trial(child, status, None, 8)
+    tracker.end_study(parent, {"completed": 5, "pruned": 1}, True)
+
+    out = tmp_path / "confirm.yaml"
+    assert main(["confirm", parent, "--top", "2", "--seeds", "3", "--out", str(out), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    # By hand: the best completed trials are 001 (0.50) and 003 (0.45, the same configuration: skipped), then
+    # 002 (0.40); the pruned 004 does not count. Each changes only what differs from trial-000.
+    data = yaml.safe_load(out.read_text())
+    assert data["variants"] == {"T001": {"lr_G": 4e-4}, "T002": {"lr_G": 1e-4, "gp_weight": 5.0}}
+    assert (data["name"], data["seeds"], data["base"], data["default_profile"]) == ("tiny-search-confirm", 3, {"lambda_rec": 12}, "tiny")
+    assert data["budget"] == {"max_steps": 8} and "search" not in data
+    assert out.read_text().startswith(f"# Written by `lwgan-study confirm {parent}`: the search's top trials trial-001 (0.5), trial-002 (0.4)")
+    assert load_study(str(out)).kind == "ablation"
+    assert "9 trials = 3 variants x 3 seeds" in captured.out and "dry run: nothing was started" in captured.out
+    assert f"wrote {out}: 2 configurations of search run {parent}" in captured.err
+    assert main(["confirm", parent, "--out", str(out), "--dry-run"]) == 2 and "already exists" in capsys.readouterr().err
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    assert main(["confirm", store.run_a, "--dry-run", "--out", str(tmp_path / "x.yaml")]) == 2
+    assert "is not a search" in capsys.readouterr().err

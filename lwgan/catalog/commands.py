@@ -111,3 +111,23 @@ def command_compare(args: argparse.Namespace, stream: TextIO | None = None) -> i
         comp.table.to_csv(out / "compare.csv", index=False)
         print(f"wrote {out / 'compare.md'}, {out / 'compare.csv'}", file=sys.stderr)
     return 0
+
+
+def command_confirm(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    """Write the confirmation study of a search run's top trials, then run it (``--dry-run``: only plan it)."""
+    from lwgan.catalog.confirm import confirmation_study, write_study
+    from lwgan.study.commands import command_run
+
+    stream = stream or sys.stdout
+    conf = confirmation_study(args.run_id, top=args.top, seeds=args.seeds)
+    path = Path(args.out) if getattr(args, "out", None) else Path.cwd() / f"{conf.study['name']}.yaml"
+    write_study(conf, path, force=bool(getattr(args, "force", False)))
+    picked = ", ".join(f"{t} ({v:.4g})" for t, v in conf.picked)
+    print(f"wrote {path}: {len(conf.picked)} configurations of search run {conf.search_run_id} ({picked}) "
+          f"against the baseline, {args.seeds} seeds each", file=sys.stderr)
+    run_args = argparse.Namespace(
+        study=str(path), profile=getattr(args, "profile", None), dry_run=bool(getattr(args, "dry_run", False)), resume=False,
+        address=getattr(args, "address", None), seeds=None, steps=None, max_concurrent=getattr(args, "max_concurrent", None),
+        no_report=False, storage=getattr(args, "storage", None), sets=[],
+    )
+    return command_run(run_args, stream)
