@@ -223,9 +223,9 @@ def test_schedule_table_places_the_final_window(study):
     table = schedule.schedule_table(study["runs"], study["metrics"], study["finals"], list(VARIANTS))
     base, e2 = table.row("baseline"), table.row("E2")
     col = table.columns.index
-    assert base[col("at \u03b7_F from")].text == "never (after epoch 30)"
-    assert e2[col("at \u03b7_F from")].text == "epoch 21"
-    assert e2[col("final window")].text == "steps 241\u2013300 (epochs 25\u201330)"
+    assert base[col("\u03b7_F from")].text == "not reached"
+    assert e2[col("\u03b7_F from")].text == "epoch 21" and e2[col("epochs")].text == "30"
+    assert e2[col("final window")].text == "steps 241\u2013300, epochs 25\u201330"
     assert e2[col("phase there")].text == "held at \u03b7_F" and e2[col("\u03b7_G there")].text == "1e-5"
     assert e2[col("\u03b7_G \u2192 \u03b7_F")].text == "4e-4 \u2192 1e-5"
     assert base[col("phase there")].text == "decay"

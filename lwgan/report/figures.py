@@ -269,12 +269,20 @@ def d_gap_figure(
 
 
 def _plain_log_axis(ax) -> None:
-    """A log y axis with plain tick labels (0.5, 2, 30), minor ticks labelled when a decade is not spanned."""
-    from matplotlib.ticker import LogFormatter
+    """A log y axis labelled in plain numbers (0.5, 2, 30): 2x and 5x each decade labelled too below two
+    decades of span (and 3x below one). Call after plotting (it reads the autoscaled limits)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    plain = FuncFormatter(lambda y, _pos: f"{y:g}")
+    ax.yaxis.set_major_formatter(plain)
+    low, high = ax.get_ylim()
+    span = high / low if low > 0 else math.inf
+    if span < 100:  # fewer than two decades: label 2x and 5x (and 3x within one decade) as well
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 3.0, 5.0) if span < 10 else (2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(plain)
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 # Panels of the stability figure: (measure, title); the unit comes from lwgan.vocab.

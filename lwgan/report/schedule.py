@@ -92,8 +92,8 @@ def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFra
     """Per variant: eta_G / eta_D -> eta_F, constant and decay epochs, epochs trained, the epoch eta_F is
     reached, and the final window (steps, epochs, the rates logged there, the phase it falls in).
     Epochs are numbered from 1 in the table."""
-    columns = ["variant", "\u03b7_G \u2192 \u03b7_F", "\u03b7_D \u2192 \u03b7_F", "epochs_no_decay", "epochs_decay", "trained",
-               "at \u03b7_F from", "final window", "\u03b7_G there", "phase there"]
+    columns = ["variant", "\u03b7_G \u2192 \u03b7_F", "\u03b7_D \u2192 \u03b7_F", "no decay", "decay", "epochs",
+               "\u03b7_F from", "final window", "\u03b7_G there", "phase there"]
     rows = []
     ref = finals[finals["key"] == vocab.G_TOTAL]
     for variant in variants:
@@ -101,7 +101,7 @@ def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFra
         if sched is None:
             continue
         reached = sched.final_from + 1  # numbered from 1
-        at_final = f"epoch {reached}" if reached <= sched.train_epochs else f"never (after epoch {sched.train_epochs})"
+        at_final = f"epoch {reached}" if reached <= sched.train_epochs else "not reached"
         win = ref[ref["variant"] == variant]
         window = lr_there = phase = "\u2013"
         if not win.empty:
@@ -110,7 +110,7 @@ def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFra
             window = f"steps {first:.0f}\u2013{last:.0f}"
             if epochs is not None:
                 a, b = epochs
-                window += f" (epochs {a + 1}\u2013{b + 1})"
+                window += f", epochs {a + 1}\u2013{b + 1}"
                 phase = " then ".join(dict.fromkeys(sched.phase(e) for e in range(a, b + 1)))
             lr_there = _lr_range(metrics, variant, vocab.LR_G, first, last)
         rows.append([Cell(variant), Cell(f"{fmt_lr(sched.lr_G)} \u2192 {fmt_lr(sched.lr_final)}"),
@@ -120,7 +120,8 @@ def schedule_table(runs: pd.DataFrame, metrics: pd.DataFrame, finals: pd.DataFra
     caption = (
         "Learning-rate schedule per variant (lwgan.train.schedule, as the reference: \u03b7 constant for the first "
         "epochs_no_decay + 1 epochs, then lowered linearly each epoch, reaching \u03b7_F one epoch after "
-        "epochs_no_decay + epochs_decay; a run longer than that holds \u03b7_F). Epochs numbered from 1. "
+        "epochs_no_decay + epochs_decay; a run longer than that holds \u03b7_F). 'no decay' = epochs_no_decay, "
+        "'decay' = epochs_decay, 'epochs' = epochs trained (as logged). Epochs numbered from 1. "
         "Final window: median over the variant's completed runs "
         "(loss/G_total), with the \u03b7_G logged there."
     )
