@@ -9,7 +9,7 @@ from torch import nn
 from lwgan.config import ConfigError, TrainConfig
 from lwgan.models import losses
 from lwgan.profiles import resolve_config
-from lwgan.train.image_metrics import LPIPS
+from lwgan.quality import LPIPSMetric
 from lwgan.train.precision import Precision, bf16_flags_in, cpuinfo_flags, resolve_precision, use_channels_last
 from lwgan.train.trainer import Trainer
 
@@ -116,8 +116,8 @@ def test_lpips_with_a_bf16_backbone_returns_fp32_close_to_fp32():
 
     weights = [torch.rand(1, 8, 1, 1)]
     x, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
-    ref = LPIPS(Feats(), weights)(x, y)
-    low = LPIPS(Feats().to(torch.bfloat16), weights)(x, y)
+    ref = LPIPSMetric(Feats(), weights)(x, y)
+    low = LPIPSMetric(Feats().to(torch.bfloat16), weights)(x, y)
     assert low.dtype == torch.float32
     torch.testing.assert_close(low, ref, rtol=3e-2, atol=1e-3)
 

@@ -259,15 +259,21 @@ def test_lpips_weights_loading_checks_keys_and_shapes(tmp_path):
 
 
 def test_lpips_module_scales_inputs_and_sums_layers():
-    from lwgan.train.image_metrics import LPIPS, LPIPS_SCALE, LPIPS_SHIFT
+    from lwgan.quality import LPIPSMetric
+    from lwgan.train.image_metrics import LPIPS_SCALE, LPIPS_SHIFT
 
     seen = []
 
-    def features(x):
-        seen.append(x)
-        return [x, x[:, :1]]
+    class Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unit = torch.nn.Parameter(torch.ones(()))
 
-    metric = LPIPS(features, [torch.ones(1, 3, 1, 1), torch.ones(1, 1, 1, 1)])
+        def forward(self, x):
+            seen.append(x)
+            return [x * self.unit, x[:, :1]]
+
+    metric = LPIPSMetric(Features(), [torch.ones(1, 3, 1, 1), torch.ones(1, 1, 1, 1)])
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     assert torch.allclose(metric(x, x), torch.zeros(2))
     shift = torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1)

@@ -1,4 +1,5 @@
-"""Image-quality metrics of the paper's self-imitation evaluation: SSIM and PSNR in torch, and LPIPS from given weights.
+"""Image-quality metrics of the paper's self-imitation evaluation: SSIM and PSNR in torch, and the LPIPS distance
+(its networks: lwgan.quality.lpips).
 
 SSIM follows Wang et al. 2004 as ``skimage.metrics.structural_similarity`` computes it with
 ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``: an 11-tap Gaussian window,
@@ -101,29 +102,3 @@ def load_lpips_weights(path: str, channels: Sequence[int]) -> list[torch.Tensor]
             raise DataError(f"{path}: {key} has shape {tuple(w.shape)}, expected (1, {c}, 1, 1)")
         weights.append(w)
     return weights
-
-
-class LPIPS(torch.nn.Module):
-    """LPIPS with the run's VGG19 backbone (relu1_1 .. relu5_1) and the given linear weights.
-
-    Deviation: the published LPIPS-vgg taps VGG16 (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3);
-    the widths match, the layers do not, so values are comparable across our runs, not to the paper.
-    """
-
-    def __init__(self, vgg: torch.nn.Module, linear_weights: Sequence[torch.Tensor]):
-        super().__init__()
-        self.vgg = vgg
-        for i, w in enumerate(linear_weights):
-            self.register_buffer(f"lin{i}", w)
-        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
-        self.n_layers = len(linear_weights)
-
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # The backbone may be stored in bf16 (precision: bf16); the distance is a statistic: fp32.
-        params = self.vgg.parameters() if isinstance(self.vgg, torch.nn.Module) else iter(())
-        dtype = next((p.dtype for p in params), torch.float32)
-        fx = [f.float() for f in self.vgg(((x.float() - self.shift) / self.scale).to(dtype))]
-        fy = [f.float() for f in self.vgg(((y.float() - self.shift) / self.scale).to(dtype))]
-        return lpips_distance(fx, fy, [getattr(self, f"lin{i}") for i in range(self.n_layers)])
