@@ -54,7 +54,7 @@ def test_real_study_through_ray_and_the_trainer(tmp_path, monkeypatch, capsys):
         assert all(m.value == m.value for m in hist)  # finite
         ssim_steps = [m.step for m in client.get_metric_history(run.info.run_id, "eval/ssim")]
         assert ssim_steps[0] == 0 and ssim_steps[-1] == STEPS
-        assert [a.path for a in client.list_artifacts(run.info.run_id, "samples")] == ["samples/final.png"]
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "samples")] == ["samples/final.png", "samples/final_outputs.npz"]
         assert {"config.yaml", "run_info.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     assert (runs["GP2-s0"].data.params["gp_weight"], runs["GP2-s0"].data.params["lr_G"]) == ("2.0", "0.0001")
     assert (runs["baseline-s0"].data.params["gp_weight"], runs["baseline-s0"].data.params["lr_G"]) == ("0.0", "0.0002")

@@ -94,6 +94,7 @@ def test_writer_produces_the_interfaces_schema(tmp_path):
     (out / "config.yaml").write_text("lr_G: 0.0001\n")
     (out / "run_info.json").write_text("{}")
     (out / "samples" / "final.png").write_bytes(b"\x89PNG")
+    (out / "samples" / "final_outputs.npz").write_bytes(b"PK")
     tracker.end_trial(child, "diverged", out, step=42, error="diverged at step 42: loss/G_total = nan")
     tracker.end_study(parent, {"completed": 0, "diverged": 1}, True, {"trial_id": "E1-s0", "value": 0.5})
 
@@ -115,7 +116,7 @@ def test_writer_produces_the_interfaces_schema(tmp_path):
     steps = [m.step for m in client.get_metric_history(child, "loss/G_total")]
     assert steps == list(range(600))
     assert sorted(a.path for a in client.list_artifacts(child)) == ["config.yaml", "run_info.json", "samples"]
-    assert [a.path for a in client.list_artifacts(child, "samples")] == ["samples/final.png"]
+    assert [a.path for a in client.list_artifacts(child, "samples")] == ["samples/final.png", "samples/final_outputs.npz"]
     found = client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
     assert [r.info.run_id for r in found] == [child]
     # --resume reopens the same runs instead of creating new ones.
