@@ -162,3 +162,11 @@ def test_settings_are_validated():
         st.StabilitySettings(min_period=2)
     with pytest.raises(ValueError, match="window"):
         st.StabilitySettings(window=0)
+
+
+def test_a_run_without_a_seed_tag_is_still_measured():
+    frame = _long_frame({("solo", 0): {vocab.G_TOTAL: LEVEL + sine(2.0, 30), vocab.D_TOTAL: 1.0 + sine(0.1, 30)}})
+    frame["seed"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    out = st.stability_frame(frame)
+    assert len(out) == 1 and out[vocab.STABILITY_SWING_G].iloc[0] > 15
+    assert math.isnan(out[vocab.STABILITY_D_GAP].iloc[0])  # no D outputs logged: no gap, not a made-up 0

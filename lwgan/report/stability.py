@@ -204,7 +204,7 @@ def stability_frame(metrics: pd.DataFrame, settings: StabilitySettings = Stabili
     """One row per run of a long metrics frame (run_id, variant, seed, key, step, value): ``COLUMNS``."""
     rows = []
     sub = metrics[metrics["key"].isin(_INPUT_KEYS)]
-    for (run_id, variant, seed), grp in sub.groupby(["run_id", "variant", "seed"], sort=False):
+    for (run_id, variant, seed), grp in sub.groupby(["run_id", "variant", "seed"], sort=False, dropna=False):
         histories = {key: g.set_index("step")["value"] for key, g in grp.groupby("key")}
         rows.append(dict(run_id=run_id, variant=variant, seed=seed, **run_stability(histories, settings)))
     return pd.DataFrame(rows, columns=COLUMNS)
