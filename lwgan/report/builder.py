@@ -59,10 +59,15 @@ def build_report(
     out = Path(out_dir) if out_dir is not None else project_dir() / "reports" / safe_name(data.study)
     out.mkdir(parents=True, exist_ok=True)
 
-    analysis = analyse(data, window)
-    blocks = report_blocks(data, analysis, out,
-                           lambda run_id, artifact, dst: download_artifact(data.tracking_uri, run_id, artifact, dst))
-    _write_data(data, analysis, out / "data")
+    if data.study_spec.get("search"):  # a search has no baseline row for Table 1: its own report
+        from lwgan.report.search import search_blocks
+
+        blocks = search_blocks(data, out)
+    else:
+        analysis = analyse(data, window)
+        blocks = report_blocks(data, analysis, out,
+                               lambda run_id, artifact, dst: download_artifact(data.tracking_uri, run_id, artifact, dst))
+        _write_data(data, analysis, out / "data")
 
     written = []
     for fmt in fmts:
