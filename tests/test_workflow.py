@@ -453,11 +453,9 @@ SEARCH_TRIALS = [("trial-000", 2e-4, 0.0, "completed", 0.30), ("trial-001", 4e-4
                  ("trial-004", 9e-4, 9.0, "pruned", 0.90), ("trial-005", 3e-4, 2.0, "completed", 0.35)]
 
 
-def test_confirm_writes_and_plans_the_top_configurations(tmp_path, monkeypatch, capsys, store):
-    import yaml
-
-    from lwgan.study.spec import load_study
-
+@pytest.fixture
+def search_run(tmp_path, monkeypatch) -> str:
+    """A search study 'tiny-search' in its own store (the env points at it); returns its parent run id."""
     uri = f"sqlite:///{tmp_path / 'search.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("LWGAN_HOME", str(tmp_path))
@@ -465,9 +463,19 @@ def test_confirm_writes_and_plans_the_top_configurations(tmp_path, monkeypatch, 
     parent = tracker.start_study("tiny-search", study_run_tags("s.yaml", "tiny", {}, {}, "c0"), SEARCH_YAML)
     for trial, lr, gp, status, value in SEARCH_TRIALS:
         child = tracker.start_trial(parent, trial, "search", 0, {"lr_G": lr, "gp_weight": gp, "spectral_norm": False})
-        tracker.log_metrics(child, [(8, {"eval/ssim": value})])
-        tracker.end_trial(child, status, None, 8)
+        step = 4 if status == "pruned" else 8  # ASHA stopped the pruned trial at its first rung
+        tracker.log_metrics(child, [(s, {"eval/ssim": value - 0.01 * (step - s)}) for s in range(1, step + 1)])
+        tracker.end_trial(child, status, None, step)
     tracker.end_study(parent, {"completed": 5, "pruned": 1}, True)
+    return parent
+
+
+def test_confirm_writes_and_plans_the_top_configurations(search_run, tmp_path, monkeypatch, capsys, store):
+    import yaml
+
+    from lwgan.study.spec import load_study
+
+    parent = search_run
 
     out = tmp_path / "confirm.yaml"
     assert main(["confirm", parent, "--top", "2", "--seeds", "3", "--out", str(out), "--dry-run"]) == 0
@@ -486,3 +494,32 @@ def test_confirm_writes_and_plans_the_top_configurations(tmp_path, monkeypatch, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     assert main(["confirm", store.run_a, "--dry-run", "--out", str(tmp_path / "x.yaml")]) == 2
     assert "is not a search" in capsys.readouterr().err
+
+
+def test_search_gets_its_own_report(search_run, tmp_path, capsys):
+    import optuna
+
+    out = tmp_path / "srep"
+    assert main(["report", search_run, "--format", "md,tex", "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert md.startswith("# Search report: tiny-search")
+    # Best trials by hand: the baseline first, then 001 (0.5), 003 (0.45), 002 (0.4), 005 (0.35); not the pruned 004.
+    rows = [ln for ln in md.splitlines() if ln.startswith("| trial-")]
+    assert [r.split("|")[1].strip() for r in rows[:5]] == ["trial-000 (baseline)", "trial-001", "trial-003", "trial-002", "trial-005"]
+    assert "| trial-001 | **0.5** | +0.2 | lr_G = 0.0004 |" in md and "gp_weight = 5" in rows[3]
+    assert "| pruned | 1 | step 4: 1 |" in md and "| completed | 5 | – |" in md
+    imp = {ln.split("|")[1].strip(): float(ln.split("|")[2]) for ln in md.splitlines()
+           if ln.startswith("| lr_G") or ln.startswith("| gp_weight")}
+    assert set(imp) == {"lr_G", "gp_weight"} and sum(imp.values()) == pytest.approx(1.0, abs=2e-3)
+    # The same importances as Optuna computes on the completed trials directly.
+    study = optuna.create_study(direction="maximize")
+    dists = {"lr_G": optuna.distributions.FloatDistribution(5e-5, 1e-3, log=True),
+             "gp_weight": optuna.distributions.FloatDistribution(0.0, 10.0)}
+    for _, lr, gp, status, value in SEARCH_TRIALS:
+        if status == "completed":
+            study.add_trial(optuna.trial.create_trial(params={"lr_G": lr, "gp_weight": gp}, distributions=dists, value=value))
+    expected = optuna.importance.get_param_importances(study)
+    assert imp == pytest.approx({k: round(v, 3) for k, v in expected.items()}, abs=1e-3)
+    for fig in ("search_history.png", "search_parallel.png"):
+        assert (out / "figures" / fig).stat().st_size > 5000
+    assert len(pd.read_csv(out / "data" / "search_trials.csv")) == 6 and (out / "report.tex").is_file()

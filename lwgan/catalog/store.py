@@ -116,18 +116,23 @@ class StudyDetail:
     verdicts: pd.DataFrame | None  # as the parent run records them; None when it has none
 
 
-def _objective(client, run_id: str) -> tuple[str, str]:
-    """The study's objective (metric, mode) from the parent's study.yaml artifact; the schema's default otherwise."""
-    from lwgan.report.collect import _study_spec
+def objective_of(raw: dict[str, Any]) -> tuple[str, str]:
+    """A study file's objective (metric, mode), with the schema's defaults; read leniently from an older file."""
     from lwgan.study.spec import Objective, StudyError, parse_study
 
-    raw = _study_spec(client, run_id)
     try:
         objective = parse_study(raw, "study.yaml").objective if raw else Objective()
     except StudyError:
         obj = raw.get("objective") if isinstance(raw.get("objective"), dict) else {}
         objective = Objective(str(obj.get("metric", Objective.metric)), str(obj.get("mode", Objective.mode)))
     return objective.metric, objective.mode
+
+
+def _objective(client, run_id: str) -> tuple[str, str]:
+    """The study's objective from the parent's study.yaml artifact; the schema's default otherwise."""
+    from lwgan.report.collect import _study_spec
+
+    return objective_of(_study_spec(client, run_id))
 
 
 def verdict_tags(tags: dict[str, str]) -> dict[str, str]:
