@@ -32,7 +32,7 @@ class Progress:
     def __init__(self, total: int, enabled: bool = True, stream: TextIO | None = None, every: int = 25):
         self.total = total
         self.enabled = enabled
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream if stream is not None else sys.stderr  # progress is a diagnostic: stdout keeps the results
         self.every = max(1, every)
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_width = 0
