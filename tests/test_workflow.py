@@ -283,6 +283,14 @@ def test_run_exit_codes():
     assert exit_code(outcome(failed=1)) == 1
     assert exit_code(outcome(report_error="the report failed")) == 1
     assert exit_code(outcome(finished=False, failed=1)) == 130
+    # The summary (stdout) says why the code is 1.
+    from lwgan.study.commands import summary_text
+    from lwgan.study.spec import load_study
+
+    text = summary_text(load_study("ttur"), outcome(failed=1, report_error="the report failed (KeyError: x)"),
+                        argparse.Namespace(study="ttur"))
+    assert "report: not written (the report failed (KeyError: x)); exit code 1" in text
+    assert "1 failed trial(s): exit code 1 (`lwgan-study show r` lists their errors)" in text
 
 
 # ----------------------------------------------------------------------------------

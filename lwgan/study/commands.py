@@ -231,6 +231,11 @@ def summary_text(spec: StudySpec, outcome, args: argparse.Namespace) -> str:
     ]
     if outcome.report_paths:
         lines.append("report: " + ", ".join(str(p) for p in outcome.report_paths))
+    elif outcome.report_error:
+        lines.append(f"report: not written ({outcome.report_error}); exit code 1")
+    if outcome.finished and outcome.counts.get(str(TrialStatus.FAILED), 0):
+        lines.append(f"{outcome.counts[str(TrialStatus.FAILED)]} failed trial(s): exit code 1 "
+                     f"(`lwgan-study show {outcome.parent_run_id}` lists their errors)")
     if not outcome.finished:
         cmd = f"lwgan-study run {getattr(args, 'study', None) or ''} --resume".replace("  ", " ")
         if getattr(args, "storage", None):
