@@ -103,6 +103,7 @@ def test_learning_rates_and_sparse_eval_are_never_smoothed(study):
     ev = m[(m["variant"] == "baseline") & (m["key"] == vocab.EVAL_SSIM)].groupby("step")["value"].mean()
     ev_line = [ln for ln in ev_ax.lines if ln.get_linewidth() > 1][0]
     assert np.allclose(ev_line.get_ydata(), ev.to_numpy()) and ev_line.get_marker() == "o"
+    assert [h.get_marker() for h in fig.legends[0].legend_handles][:2] == ["o", "s"]  # markers in the legend too
     assert ev_ax.get_ylabel() == "SSIM [no unit]"
     # a dense loss is smoothed: its main line differs from the raw mean
     fig = figures.curves_figure(m, [vocab.G_TOTAL], ["baseline"], ncols=1)

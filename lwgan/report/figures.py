@@ -137,9 +137,12 @@ def seed_curves(frame: pd.DataFrame, span: int | None = None, smooth: bool = Tru
     })
 
 
-def _legend(fig: Figure, variants: Sequence[str], palette: Mapping[str, tuple], extra: Sequence[tuple] = ()) -> None:
+def _legend(fig: Figure, variants: Sequence[str], palette: Mapping[str, tuple], extra: Sequence[tuple] = (),
+            with_markers: bool = False) -> None:
     styles = variant_linestyles(variants)
-    handles = [Line2D([0], [0], color=palette[v], linestyle=styles[v], linewidth=1.5) for v in variants]
+    markers = variant_markers(variants)
+    handles = [Line2D([0], [0], color=palette[v], linestyle=styles[v], linewidth=1.5,
+                      marker=markers[v] if with_markers else None, markersize=3.5) for v in variants]
     labels = list(variants)
     for handle, label in extra:
         handles.append(handle)
@@ -174,6 +177,7 @@ def curves_figure(
     with _style():
         fig = Figure(figsize=(FIG_WIDTH_IN, PANEL_HEIGHT_IN * nrows + 0.45), layout="constrained")
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+        any_sparse = False
         for ax, key in zip(axes, keys):
             sub_key = metrics[metrics["key"] == key]
             log = wants_log(key, sub_key["value"].to_numpy(float))
@@ -201,6 +205,7 @@ def curves_figure(
                 if curves["n"].max() > 1:
                     ax.fill_between(steps, lo, hi, color=colour, alpha=0.15, linewidth=0)
                 sparse = n_points <= SPARSE_POINTS
+                any_sparse = any_sparse or sparse
                 drawstyle = "steps-post" if not smooth and not sparse else "default"
                 ax.plot(steps, curves["ema"], color=colour, linestyle=ls, linewidth=1.3, drawstyle=drawstyle,
                         marker=markers[variant] if sparse else None, markersize=3.5)
@@ -221,7 +226,7 @@ def curves_figure(
             ax.set_visible(False)
         for ax in axes[: len(keys)][-ncols:]:
             ax.set_xlabel("training step")
-        _legend(fig, variants, palette)
+        _legend(fig, variants, palette, with_markers=any_sparse)
     return fig
 
 
