@@ -180,11 +180,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
+    previous = signal.getsignal(signal.SIGTERM)
+    _forward_sigterm()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _sigterm_to_sigint(signum, frame) -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _forward_sigterm() -> None:
+    """SIGTERM -> SIGINT from now on (main thread only). Called again after ``ray.init``: Ray's core worker
+    installs its own SIGTERM handler in the driver, which aborts the process without saving anything."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_to_sigint)
 
 
 def _run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
@@ -290,6 +302,7 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
     started_ray = start_ray(options.address, max(local_cpus, int(wanted * cpu)), gpu * wanted)
     if started_ray:
         record_ray_processes(state.path.parent)  # so a --resume after kill -9 of this driver can stop them
+    _forward_sigterm()  # over Ray's; run_study puts back the original handler at the end
     try:
         concurrency = options.max_concurrent or max(1, int(_cluster_cpus() // cpu))
         plans = {p.trial_id: p.config for p in resolved.trials}
