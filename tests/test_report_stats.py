@@ -34,28 +34,44 @@ def test_planted_20pct_effect_is_significant_and_noise_is_not():
     comp = stats.compare_to_baseline(_finals({"baseline": base, "better": better, "noise": noise}), KEYS,
                                      ["baseline", "better", "noise"])
     good = comp[comp["variant"] == "better"]
-    assert good["ci_excludes_zero"].all()
+    assert good["marked"].all() and (good["test"] == "paired t").all()
     assert (good["p_holm"] < 0.01).all()
     assert np.allclose(good["delta_pct"], -20.0, atol=3.0)
+    assert ((good["pct_lo"] < good["delta_pct"]) & (good["delta_pct"] < good["pct_hi"])).all()
     assert (good["hedges_g"] < -3).all()
     null = comp[comp["variant"] == "noise"]
-    assert not null["ci_excludes_zero"].any()
+    assert not null["marked"].any()
     assert (null["p_holm"] > 0.05).all()
     # The baseline row carries absolute means only.
     b = comp[comp["variant"] == "baseline"]
     assert b["delta_pct"].isna().all() and np.allclose(b["var_mean"], base.mean(axis=0))
 
 
-def test_delta_and_its_ci_on_hand_computed_numbers():
+def test_two_seeds_give_the_per_seed_range_and_no_test():
     finals = _finals({"baseline": np.array([[2.0, 1, 1], [4.0, 1, 1]]), "v": np.array([[1.5, 1, 1], [2.5, 1, 1]])})
     row = stats.compare_to_baseline(finals, KEYS, ["baseline", "v"]).set_index(["variant", "key"]).loc[("v", "loss/G_face")]
     assert row["delta_pct"] == pytest.approx(-100 / 3)
-    # Welch: se^2 = 0.5/2 + 2/2 = 1.25, dof = 1.25^2 / (0.25^2 + 1^2) = 1.470588...
-    half = sps.t.ppf(0.975, 1.5625 / 1.0625) * math.sqrt(1.25)
-    assert row["diff_ci"] == pytest.approx(half)
-    assert row["delta_ci_pct"] == pytest.approx(100 * half / 3)
-    assert not row["ci_excludes_zero"]  # half ~ 7 > |diff| = 1
-    assert math.isnan(row["p_welch"])  # two seeds: no test
+    assert row["test"] == "none" and math.isnan(row["p"]) and math.isnan(row["pct_lo"]) and not row["marked"]
+    # per-seed differences -0.5 and -1.5, in % of the baseline mean 3
+    assert (row["pct_range_lo"], row["pct_range_hi"]) == (pytest.approx(-50.0), pytest.approx(-100 / 6))
+    assert math.isnan(row["var_ci"]) and (row["var_min"], row["var_max"]) == (1.5, 2.5)
+
+
+def test_eval_metrics_compare_absolutely_and_psnr_in_db():
+    rows = []
+    for seed, (b, v) in enumerate([(0.50, 0.55), (0.40, 0.46), (0.45, 0.49)]):
+        rows += [dict(run_id=f"b{seed}", variant="baseline", seed=seed, key="eval/ssim", value=b),
+                 dict(run_id=f"v{seed}", variant="v", seed=seed, key="eval/ssim", value=v),
+                 dict(run_id=f"b{seed}", variant="baseline", seed=seed, key="eval/psnr", value=20 + 10 * b),
+                 dict(run_id=f"v{seed}", variant="v", seed=seed, key="eval/psnr", value=20 + 10 * v)]
+    comp = stats.compare_to_baseline(pd.DataFrame(rows), ["eval/ssim", "eval/psnr"], ["baseline", "v"]).set_index(["variant", "key"])
+    ssim, psnr = comp.loc[("v", "eval/ssim")], comp.loc[("v", "eval/psnr")]
+    assert ssim["scale"] == "abs" and psnr["scale"] == "dB"
+    ref = sps.ttest_rel([0.55, 0.46, 0.49], [0.50, 0.40, 0.45])
+    assert ssim["diff"] == pytest.approx(0.05) and ssim["p"] == pytest.approx(ref.pvalue)
+    assert (ssim["diff_lo"], ssim["diff_hi"]) == tuple(pytest.approx(x) for x in ref.confidence_interval())
+    # one family of two tests: Holm doubles the smaller p
+    assert min(comp["p_holm"].dropna()) == pytest.approx(2 * min(comp["p"].dropna()))
 
 
 def test_one_seed_gives_a_point_delta_without_ci():
@@ -64,7 +80,7 @@ def test_one_seed_gives_a_point_delta_without_ci():
     assert comp.loc[("E1", "loss/G_face"), "delta_pct"] == pytest.approx(-12.80)
     assert comp.loc[("E1", "loss/G_tsf"), "delta_pct"] == pytest.approx(-5.75)
     assert comp.loc[("E1", "loss/G_rec"), "delta_pct"] == pytest.approx(-16.54)
-    assert comp["delta_ci_pct"].isna().all() and not comp["ci_excludes_zero"].any()
+    assert comp["pct_lo"].isna().all() and not comp["marked"].any()
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -95,14 +111,16 @@ def test_holm_on_known_pvalues():
     assert np.isnan(stats.holm([math.nan])).all()
 
 
-def test_holm_is_applied_across_variants_per_metric():
+def test_holm_is_applied_within_each_family():
     rng = np.random.default_rng(3)
     base = 1 + 0.05 * rng.standard_normal((4, 3))
-    groups = {"baseline": base, "a": base * 0.9 + 0.01, "b": base * 1.0 + 0.02}
-    comp = stats.compare_to_baseline(_finals(groups), KEYS, list(groups))
-    for key in KEYS:
-        sub = comp[(comp["key"] == key) & (comp["variant"] != "baseline")]
-        assert sub["p_holm"].to_numpy() == pytest.approx(stats.holm(sub["p_welch"]))
+    groups = {"baseline": base, "a": base * 0.9 + 0.01 * rng.standard_normal((4, 3)), "b": base * 1.0 + 0.02 * rng.standard_normal((4, 3))}
+    families = {KEYS[0]: "t1", KEYS[1]: "t1", KEYS[2]: "t2"}
+    comp = stats.compare_to_baseline(_finals(groups), KEYS, list(groups), families=families)
+    for fam in ("t1", "t2"):
+        sub = comp[(comp["family"] == fam) & (comp["variant"] != "baseline")]
+        assert sub["p_holm"].to_numpy() == pytest.approx(stats.holm(sub["p"]))
+    assert (comp["family"] == "t1").sum() == 6
 
 
 def test_hedges_g_on_known_data():

@@ -62,15 +62,25 @@ def test_delta_cells_with_seeds_carry_ci_and_mark():
     comp = _comparison(n_seeds=4)
     t = tables.table1(comp, _runs(), ["baseline", "E1", "E3"], "baseline")
     face = t.row("E1")[6]
-    assert face.text.startswith("-12.80% \u00b1 ") and face.bold and face.mark
+    assert face.text.startswith("-12.80% [") and face.bold and face.mark
     assert t.row("baseline")[6].text.startswith("1.002 \u00b1 ")
     detail = tables.statistics_table(comp, "baseline", tables.MAIN_KEYS)
     assert len(detail.rows) == 6 and detail.rows[0][0].text == "E1" and detail.rows[0][1].text == "loss/G_face"
-    assert detail.rows[0][6].text == "<0.001" and detail.rows[0][6].bold
+    assert detail.rows[0][2].text == "paired t" and detail.rows[0][3].text == "4 pairs"
+    assert detail.rows[0][7].text == "<0.001" and detail.rows[0][7].bold
+
+
+def test_delta_cells_with_two_seeds_show_the_range_unmarked():
+    comp = _comparison(n_seeds=2)
+    cell = tables.table1(comp, _runs(), ["baseline", "E1", "E3"], "baseline").row("E1")[6]
+    assert "(range " in cell.text and "[" not in cell.text and not cell.mark and not cell.bold
+    assert "(" in tables.table1(comp, _runs(), ["baseline", "E1", "E3"], "baseline").row("baseline")[6].text  # mean (min .. max)
 
 
 def test_delta_cell_edge_cases():
-    base = dict(n_var=3, n_base=3, delta_pct=math.nan, delta_ci_pct=math.nan, ci_excludes_zero=False, var_mean=0.5)
+    base = dict(n_var=3, n_base=3, n_pairs=3, scale="%", delta_pct=math.nan, pct_lo=math.nan, pct_hi=math.nan, diff=math.nan,
+                diff_lo=math.nan, diff_hi=math.nan, range_lo=math.nan, range_hi=math.nan, pct_range_lo=math.nan,
+                pct_range_hi=math.nan, marked=False, var_mean=0.5)
     assert tables.delta_cell({**base, "n_var": 0}).text == "no completed run"
     assert tables.delta_cell({**base, "n_base": 0}).text == "no baseline"
     assert tables.delta_cell(base).text == "n/a: baseline 0 (variant 0.5)"
@@ -127,7 +137,7 @@ def _finding_frames(shift: float, n: int):
 def test_findings_state_effects_with_numbers():
     comp = _finding_frames(-0.2, 5)
     text = " ".join(findings(comp, ["baseline", "v"], "baseline", {"baseline": 5, "v": 5}, {"failed": 1}))
-    assert "**v** differs from the baseline" in text and "L_face -" in text and "Holm p" in text and "\u00b1" in text
+    assert "**v** differs from the baseline" in text and "L_face -" in text and "Holm p" in text and "paired t" in text
     assert "1 run(s) did not complete" in text
 
 
@@ -138,7 +148,7 @@ def test_findings_say_when_nothing_is_significant_or_seeds_are_too_few():
     few = _finding_frames(-0.2, 2)
     text = " ".join(findings(few, ["baseline", "v"], "baseline", {"baseline": 2, "v": 2}, {}))
     assert "Too few seeds for significance tests" in text and "no p-values" in text
-    assert "untested (too few seeds), has 95% CIs of the difference that exclude 0" in text
+    assert "untested (too few seeds), changes these metrics in the same direction in every seed" in text and "(range " in text
     none = findings(few, ["baseline", "v"], "baseline", {"baseline": 0, "v": 2}, {"diverged": 2})
     assert none[0].startswith("No baseline run completed")
 

@@ -68,6 +68,8 @@ def build_report(
         blocks = report_blocks(data, analysis, out,
                                lambda run_id, artifact, dst: download_artifact(data.tracking_uri, run_id, artifact, dst))
         _write_data(data, analysis, out / "data")
+        _publish_verdicts(data, analysis)
+    blocks = portable_blocks(blocks, project_dir())
 
     written = []
     for fmt in fmts:
@@ -86,6 +88,35 @@ def build_report(
     return written
 
 
+def portable_text(text: str, project: Path) -> str:
+    """Machine paths made portable: the project folder's prefix dropped (paths relative to the project,
+    ``sqlite:///mlruns.db``), the home folder written ``~``."""
+    import re
+
+    for root, short in ((str(project.resolve()), ""), (str(project), ""), (str(Path.home()), "~")):
+        if root and root != "/":
+            text = re.sub(re.escape(root) + r"(/|(?![\w.-]))", lambda m: (short + "/" if short else "") if m.group(1) else (short or "."), text)
+    return text
+
+
+def portable_blocks(blocks: list, project: Path) -> list:
+    """Every text of the report through ``portable_text`` (a committed report names no machine's paths)."""
+    from dataclasses import fields, is_dataclass, replace
+
+    from lwgan.report.document import Cell
+
+    def fix(value):
+        if isinstance(value, str):
+            return portable_text(value, project)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, Cell) or (is_dataclass(value) and not isinstance(value, type)):
+            return replace(value, **{f.name: fix(getattr(value, f.name)) for f in fields(value) if f.name != "path"})
+        return value
+
+    return [fix(b) for b in blocks]
+
+
 def _write_data(data, an, folder: Path) -> None:
     """The numbers behind the tables, for anyone who wants to redo them."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,3 +124,22 @@ def _write_data(data, an, folder: Path) -> None:
     an.finals.to_csv(folder / "final_values.csv", index=False)
     an.comparison.to_csv(folder / "comparison.csv", index=False)
     an.oscillation.to_csv(folder / "stability.csv", index=False)  # lwgan.report.stability, one row per run
+    # Per-run values every claim is tested on (final windows, unweighted terms, stability measures),
+    # the verdicts, and the single-factor contrasts: each verdict recomputes from these with scipy.
+    an.values.to_csv(folder / "claim_values.csv", index=False)
+    from lwgan.report.verdicts import claims_frame
+
+    claims_frame(an.claims).to_csv(folder / "claims.csv", index=False)
+    if not an.factor_comparison.empty:
+        an.factor_comparison.to_csv(folder / "factors.csv", index=False)
+
+
+def _publish_verdicts(data, an) -> None:
+    """The verdicts on the MLflow parent run too (tags ``lwgan.claim.<id>``, ``lwgan.claims``, table
+    ``claims.json``), so the MLflow UI shows them."""
+    if not an.claims:
+        return
+    from lwgan.report.collect import make_client
+    from lwgan.report.verdicts import publish
+
+    publish(make_client(data.tracking_uri), data.parent_run_id, an.claims)

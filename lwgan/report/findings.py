@@ -11,7 +11,7 @@ import pandas as pd
 
 from lwgan import vocab
 from lwgan.report.stats import ALPHA, MIN_SEEDS_TEST, is_significant
-from lwgan.report.tables import metric_label
+from lwgan.report.tables import delta_cell, metric_label
 
 
 def _p_text(name: str, p: float) -> str:
@@ -19,14 +19,12 @@ def _p_text(name: str, p: float) -> str:
 
 
 def _effect(row: Mapping) -> str:
-    """``L_face -20.78% ± 1.14 (Holm p < 0.001, g = -34.8)``: the delta with its 95% CI half-width."""
-    label = metric_label(row["key"])
-    if math.isfinite(row["delta_pct"]):
-        size = f"{label} {row['delta_pct']:+.2f}% \u00b1 {row['delta_ci_pct']:.2f}"
-    else:
-        size = f"{label} {row['diff']:+.4g} absolute (baseline 0) \u00b1 {row['diff_ci']:.3g}"
+    """``L_face -20.78% [-22.1, -19.4] (paired t, p < 0.001, Holm p = 0.004, g = -34.8)``: the change on
+    the metric's scale with its interval (or the per-seed range below 3 seeds)."""
+    size = f"{metric_label(row['key'])} {delta_cell(row).text}"
     if math.isfinite(row["p_holm"]):
-        return f"{size} ({_p_text('Welch p', row['p_welch'])}, {_p_text('Holm p', row['p_holm'])}, g = {row['hedges_g']:+.2f})"
+        return (f"{size} ({row['test']}, {_p_text('p', row['p'])}, {_p_text('Holm p', row['p_holm'])}, "
+                f"g = {row['hedges_g']:+.2f})")
     return size
 
 
@@ -61,7 +59,7 @@ def findings(
         out.append(
             f"Too few seeds for significance tests (needs {MIN_SEEDS_TEST} completed runs per group; "
             f"baseline: {n_base}; {counts}): for these variants only deltas"
-            + (" with 95% CIs" if n_base >= 2 else "") + " are reported, no p-values."
+            + (" with the range of the per-seed differences" if n_base >= 2 else "") + " are reported, no p-values or t-intervals."
         )
     sig_any = False
     quiet = []
@@ -72,8 +70,8 @@ def findings(
         sig = [r for r in rows.to_dict("records") if is_significant(pd.Series(r))]
         if sig:
             sig_any = True
-            n = f"{sig[0]['n_var']} vs {sig[0]['n_base']} seeds"
-            out.append(f"**{variant}** differs from the baseline ({n}; delta \u00b1 95% CI) in " + "; ".join(_effect(r) for r in sig) + ".")
+            n = f"{sig[0]['n_pairs']} paired seeds" if sig[0]["n_pairs"] else f"{sig[0]['n_var']} vs {sig[0]['n_base']} seeds"
+            out.append(f"**{variant}** differs from the baseline ({n}; change [95% interval]) in " + "; ".join(_effect(r) for r in sig) + ".")
         else:
             quiet.append(variant)
     if quiet and sig_any:
@@ -83,11 +81,12 @@ def findings(
         )
     if len(tested) and not sig_any:
         out.append(f"No variant changes any metric significantly at \u03b1 = {ALPHA} after Holm correction ({len(tested)} tests).")
-    ci_only = comp[comp["p_holm"].isna() & comp["ci_excludes_zero"]]
-    for variant, grp in ci_only.groupby("variant", sort=False):
-        why = "too few seeds" if variant in few else "no spread across seeds"
-        out.append(f"**{variant}**, untested ({why}), has 95% CIs of the difference that exclude 0 in "
-                   + "; ".join(_effect(r) for r in grp.to_dict("records")) + ".")
+    lo = comp["pct_range_lo"].where(comp["scale"] == "%", comp["range_lo"])
+    hi = comp["pct_range_hi"].where(comp["scale"] == "%", comp["range_hi"])
+    same_sign = comp[comp["p_holm"].isna() & (((lo > 0) & (hi > 0)) | ((lo < 0) & (hi < 0)))]
+    for variant, grp in same_sign.groupby("variant", sort=False):
+        out.append(f"**{variant}**, untested (too few seeds), changes these metrics in the same direction in every seed "
+                   "(not a significance statement): " + "; ".join(_effect(r) for r in grp.to_dict("records")) + ".")
     if stability is not None and not stability.empty and "resid_rel_G" in stability:
         parts = []
         for r in stability.to_dict("records"):

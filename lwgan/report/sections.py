@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lwgan import vocab
-from lwgan.report import figures, schedule, stats, tables, visual
+from lwgan.report import factors as factor_mod
+from lwgan.report import figures, schedule, stats, tables, verdicts, visual
 from lwgan.report.collect import StudyRuns, json_tag
-from lwgan.report.document import DAGGER, Block, Bullets, Heading, Paragraph, Table
+from lwgan.report.document import DAGGER, Block, Bullets, Cell, Heading, Paragraph, Table
 from lwgan.report.findings import findings
-from lwgan.report.stability import StabilitySettings, stability_frame
+from lwgan.report.stability import StabilitySettings, stability_finals, stability_frame
 
 BACKBONE_NAMES = {"vgg19": ("VGG19", "perceptual losses"), "sphereface20": ("SphereFace-20", "face losses"),
                   "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS-VGG16", "LPIPS scores"),
@@ -40,6 +41,11 @@ class Analysis:
     oscillation: pd.DataFrame
     stability: pd.DataFrame
     keys: list[str]
+    values: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-run values claims may name (verdicts.VALUE_COLUMNS)
+    claims: list = field(default_factory=list)  # verdicts.ClaimResult per claim of the study file
+    claims_error: str = ""  # why the study file's claims could not be read
+    factors: list = field(default_factory=list)  # factors.Factor: single-factor contrasts
+    factor_comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def safe_name(text: str) -> str:
@@ -82,10 +88,84 @@ def analyse(data: StudyRuns, window: float = 0.2, baseline: str = vocab.BASELINE
     finals = stats.final_values(metrics, window)
     present = set(metrics["key"])
     keys = [k for k in tables.all_loss_keys() + tables.eval_keys() if k in present]
-    comparison = stats.compare_to_baseline(finals, keys, variants, baseline)
-    osc = stability_frame(metrics, StabilitySettings(window=window))
+    unweighted = verdicts.unweighted_finals(finals, done)
+    main_unweighted = [vocab.UNWEIGHTED[k] for k in tables.MAIN_KEYS if vocab.UNWEIGHTED[k] in set(unweighted["key"])]
+    families = table_families(keys + main_unweighted)
+    with_unweighted = pd.concat([finals, unweighted], ignore_index=True) if not unweighted.empty else finals
+    comparison = stats.compare_to_baseline(with_unweighted, keys + main_unweighted, variants, baseline, families=families)
+    comparison = dedupe_unweighted(comparison, done, baseline)
+    settings = StabilitySettings(window=window)
+    osc = stability_frame(metrics, settings)
     stability = stats.summarize_by_variant(osc, list(vocab.STABILITY_METRICS), [v for v in variants if v in set(osc["variant"])])
-    return Analysis(variants, baseline, window, data.runs, done, metrics, finals, comparison, osc, stability, keys)
+    values = pd.concat([finals[verdicts.VALUE_COLUMNS], unweighted, stability_finals(metrics, settings)[verdicts.VALUE_COLUMNS]],
+                       ignore_index=True)
+    claims, claims_error = evaluate_study_claims(data, variants, values)
+    found = factor_mod.study_factors(data.runs, variants, baseline)
+    weights_moved = {k for f in found for k in f.changes}
+    factor_unweighted = [u for u in main_unweighted if any(vocab.WEIGHT_KEYS[t] in weights_moved for t, v in vocab.UNWEIGHTED.items() if v == u)]
+    factor_keys = [k for k in list(tables.MAIN_KEYS) + factor_unweighted + list(tables.eval_keys()) if k in set(with_unweighted["key"])]
+    factor_comp = factor_mod.factor_comparison(with_unweighted, found, factor_keys)
+    return Analysis(variants, baseline, window, data.runs, done, metrics, finals, comparison, osc, stability, keys,
+                    values, claims, claims_error, found, factor_comp)
+
+
+def dedupe_unweighted(comparison: pd.DataFrame, runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """A term / λ contrast of arms with the same λ is the weighted term's contrast again: it is not a
+    test of its own (it would count twice in Holm's family), and it shows the weighted term's mark."""
+    weight_of = {vocab.UNWEIGHTED[t]: (t, k) for t, k in vocab.WEIGHT_KEYS.items()}
+    out = comparison.copy()
+    out["duplicate"] = False
+    same = []
+    for idx, row in out.iterrows():
+        if row["key"] not in weight_of or row["variant"] == baseline:
+            continue
+        term, weight_key = weight_of[row["key"]]
+        w_var = tables.variant_params(runs, row["variant"]).get(weight_key)
+        w_base = tables.variant_params(runs, baseline).get(weight_key)
+        if w_var == w_base:
+            same.append((idx, term))
+            out.loc[idx, "p"] = float("nan")
+    out = stats.apply_holm(out)
+    for idx, term in same:
+        twin = out[(out["variant"] == out.loc[idx, "variant"]) & (out["key"] == term)]
+        if not twin.empty:
+            out.loc[idx, ["p", "p_holm", "marked"]] = twin.iloc[0][["p", "p_holm", "marked"]].to_numpy()
+            out.loc[idx, "duplicate"] = True
+    return out
+
+
+def table_families(keys: list[str]) -> dict[str, str]:
+    """Holm families of the delta section: one per table (Table 1 with its λ-normalised columns, the
+    other G terms, the D terms, the eval metrics)."""
+    out = {}
+    for key in keys:
+        if key in tables.MAIN_KEYS or key in vocab.UNWEIGHTED.values():
+            out[key] = "Table 1"
+        elif key in tables.g_loss_keys():
+            out[key] = "other generator terms"
+        elif key in tables.d_loss_keys():
+            out[key] = "discriminator terms"
+        else:
+            out[key] = "evaluation metrics"
+    return out
+
+
+def evaluate_study_claims(data: StudyRuns, variants: list[str], values: pd.DataFrame) -> tuple[list, str]:
+    """The verdicts on the claims of the study file the parent run logged (``study.yaml``)."""
+    from lwgan.errors import UserError
+    from lwgan.study.claims import parse_claims
+
+    raw = data.study_spec.get("claims") if isinstance(data.study_spec, dict) else None
+    if not raw:
+        return [], ""
+    declared = [v for v in variant_order(data.runs, data.study_spec) if v != vocab.BASELINE]
+    spec_variants = data.study_spec.get("variants")
+    names = list(dict.fromkeys([str(k) for k in spec_variants] if isinstance(spec_variants, dict) else []) ) + declared
+    try:
+        claims = parse_claims(raw, f"study.yaml of {data.study}", list(dict.fromkeys(names)))
+    except UserError as err:
+        return [], str(err)
+    return verdicts.evaluate_claims(claims, values), ""
 
 
 # ----------------------------------------------------------------------------------
@@ -213,6 +293,24 @@ def window_text(an: Analysis) -> str:
     )
 
 
+def test_text(an: Analysis) -> str:
+    """How every Δ of the section is computed (paired / Welch, intervals, Holm families)."""
+    tests = set(an.comparison.loc[an.comparison["variant"] != an.baseline, "test"])
+    paired = "paired t-test on the per-seed differences (every arm ran the same seeds: common random numbers)"
+    welch = "Welch's unequal-variance t-test (the arms ran different seeds)"
+    used = [t for t, name in ((paired, "paired t"), (welch, "Welch t")) if name in tests]
+    how = " and ".join(used) if used else f"no test (fewer than {stats.MIN_SEEDS_TEST} seeds per arm)"
+    return (
+        f"Test: {how}, two-sided. Loss terms: \u0394% = 100 (variant \u2212 baseline) / |baseline| with a 95% "
+        "delta-method interval that includes the baseline's own uncertainty (and, paired, the arms' covariance); "
+        "SSIM and LPIPS: absolute \u0394; PSNR: \u0394 in dB; each with its 95% t-interval. "
+        f"With fewer than {stats.MIN_SEEDS_TEST} seeds: no test and no t-interval, the range of the per-seed "
+        "differences in parentheses. "
+        f"Bold cells marked {DAGGER}: Holm-adjusted p < {stats.ALPHA}, Holm across all the tests of the same table; "
+        "nothing else marks a cell."
+    )
+
+
 def delta_blocks(an: Analysis) -> list[Block]:
     blocks: list[Block] = [Heading("Results: deltas against the baseline")]
     if an.baseline not in an.variants:
@@ -221,35 +319,75 @@ def delta_blocks(an: Analysis) -> list[Block]:
         return blocks + [Paragraph("No completed run logged metrics: there is nothing to compare.")]
     n_seeds = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
     blocks.append(Paragraph(
-        window_text(an) + " Delta = (variant mean \u2212 baseline mean) / |baseline mean|, in %, with the half-width of "
-        "the 95% Welch CI of the difference (both groups need \u2265 2 completed seeds). Loss terms are the values the "
-        "trainer logs: each term multiplied by its \u03bb (lwgan.models.objective), so changing a \u03bb moves its term. "
-        "The baseline row holds absolute "
-        f"values (mean \u00b1 95% t-CI). Bold cells marked {DAGGER}: the CI of the difference excludes 0. "
-        f"Completed seeds: {', '.join(f'{v} {n}' for v, n in n_seeds.items())}."
+        window_text(an) + " " + test_text(an) + " Loss terms are the values the trainer logs: each term multiplied by "
+        "its \u03bb (lwgan.models.objective), so changing a \u03bb moves its term; the /\u03bb columns divide it out "
+        "(term / \u03bb per run) and tell \"\u03bb_rec = 15 raises L_rec\" apart from \"reconstruction got worse\". "
+        "The baseline row holds absolute values (mean \u00b1 95% t-interval half-width from 3 seeds on, else mean "
+        f"(min .. max) over seeds). Completed seeds: {', '.join(f'{v} {n}' for v, n in n_seeds.items())}."
     ))
+    comp = an.comparison
+    own_test = comp["p"].notna() & ~comp.get("duplicate", pd.Series(False, index=comp.index)).astype(bool)
+    families = comp.loc[own_test].groupby("family").size().to_dict()
+
+    def family_note(name: str) -> str:
+        n = families.get(name, 0)
+        return (f" Holm family: this table's {n} tests (a /\u03bb column of arms with the same \u03bb repeats the weighted "
+                "term's test and mark)." if n else " No test (too few seeds).")
+
     main = [k for k in tables.MAIN_KEYS if k in an.keys]
     if main:
-        blocks.append(_with_caption(tables.table1(an.comparison, an.runs, an.variants, an.baseline, main),
-                                    "Table 1 layout: stabilisers, TTUR and loss weights per variant, and the change of "
-                                    "the face, transfer and reconstruction losses against the baseline."))
-    for keys, caption in (
-        ([k for k in tables.g_loss_keys() if k in an.keys], "Other generator loss terms."),
-        ([k for k in tables.d_loss_keys() if k in an.keys], "Discriminator loss terms."),
-        ([k for k in tables.eval_keys() if k in an.keys], "Evaluation metrics (fixed validation pairs; higher is better for SSIM and PSNR, lower for LPIPS and FID)."),
+        blocks.append(_with_caption(tables.table1(comp, an.runs, an.variants, an.baseline, main),
+                                    "Table 1 layout: stabilisers, TTUR and loss weights per variant, and the change of the face, "
+                                    "transfer and reconstruction losses against the baseline (\u0394% [95% delta-method interval]), "
+                                    "each followed by its \u03bb-normalised change." + family_note("Table 1")))
+    for keys, caption, family in (
+        ([k for k in tables.g_loss_keys() if k in an.keys], "Other generator loss terms (\u0394% [95% delta-method interval]).", "other generator terms"),
+        ([k for k in tables.d_loss_keys() if k in an.keys], "Discriminator loss terms (\u0394% [95% delta-method interval]).", "discriminator terms"),
+        ([k for k in tables.eval_keys() if k in an.keys],
+         "Evaluation metrics on the fixed validation pairs: absolute \u0394 [95% t-interval] (PSNR in dB); higher is better "
+         "for SSIM and PSNR, lower for LPIPS. Only metrics that were computed are shown.", "evaluation metrics"),
     ):
         if keys:
-            blocks.append(_with_caption(tables.delta_table(an.comparison, an.variants, an.baseline, keys), caption))
-    stat = tables.statistics_table(an.comparison, an.baseline, an.keys)
-    tested = int(an.comparison["p_holm"].notna().sum())
+            blocks.append(_with_caption(tables.delta_table(comp, an.variants, an.baseline, keys), caption + family_note(family)))
+    blocks += factor_blocks(an)
+    stat = tables.statistics_table(comp, an.baseline, an.keys)
     note = (
-        f"Welch's t-test (unequal variances, two-sided) against the baseline needs \u2265 {stats.MIN_SEEDS_TEST} "
-        f"completed seeds in both groups; p Holm corrects across the variants of each metric ({tested} tests in all); "
-        "Hedges' g = (variant \u2212 baseline) / pooled sd \u00d7 small-sample correction."
+        f"Every variant-metric pair: the test (paired t or Welch t; none below {stats.MIN_SEEDS_TEST} seeds), n (pairs, or "
+        "variant / baseline seeds), the variant's mean \u00b1 95% t-interval half-width, \u0394 [95% interval], the raw "
+        "two-sided p, p Holm (within its table) and Hedges' g = (variant \u2212 baseline) / pooled sd \u00d7 small-sample "
+        "correction."
     )
     if stat.rows:
         blocks.append(Heading("Statistics detail", 3))
         blocks.append(_with_caption(stat, note))
+    return blocks
+
+
+def factor_blocks(an: Analysis) -> list[Block]:
+    """Single-factor contrasts: pairs of arms whose configs differ in exactly one key or key group."""
+    if not an.factors or an.factor_comparison.empty:
+        return []
+    blocks: list[Block] = [Heading("Single-factor contrasts", 3)]
+    blocks.append(Paragraph(
+        "Pairs of arms whose configs differ in exactly one factor (one key, or one group of keys that change together: "
+        + "; ".join(f"{name}: {', '.join(keys)}" for name, keys in factor_mod.FACTOR_GROUPS.items())
+        + ") isolate it: " + "; ".join(f"**{f.label}**: {f.name} ({f.changes_text()})" for f in an.factors) + "."
+    ))
+    comp = an.factor_comparison
+    keys = list(dict.fromkeys(comp["key"]))
+    columns = ["Contrast", "Factor"] + [tables.metric_label(k, delta=True) if k not in vocab.UNWEIGHTED.values()
+                                        else "\u0394" + vocab.label(k) for k in keys]
+    rows = []
+    for f in an.factors:
+        sub = comp[comp["variant"] == f.label].set_index("key")
+        rows.append([Cell(f.label), Cell(f.name)] + [tables.delta_cell(sub.loc[k].to_dict() | {"key": k}) if k in sub.index
+                                                       else Cell(tables.NO) for k in keys])
+    n = int(comp["p"].notna().sum())
+    tests = sorted(set(comp["test"]) - {"none"}) or ["no test (too few seeds)"]
+    blocks.append(Table(columns, rows, caption=(
+        f"A \u2212 B on each metric: {', '.join(tests)}; \u0394% [95% delta-method interval] for loss terms, absolute "
+        f"\u0394 [95% t-interval] for the eval metrics (PSNR in dB); marked {DAGGER}: Holm-adjusted p < {stats.ALPHA} "
+        f"across the {n} tests of this table.")))
     return blocks
 
 
@@ -262,10 +400,47 @@ def _with_caption(table: Table, caption: str) -> Table:
 # ----------------------------------------------------------------------------------
 
 
+def scorecard_blocks(an: Analysis) -> list[Block]:
+    """Near the top: the verdict on every claim of the study file."""
+    if an.claims_error:
+        return [Heading("Scorecard: the paper's claims"), Paragraph(f"The study file's claims could not be read: {an.claims_error}")]
+    if not an.claims:
+        return []
+    from lwgan.report import contrast as C
+
+    rows = []
+    for r in an.claims:
+        cl = r.claim
+        agree = "\u2013" if r.sign_agrees is None else ("yes" if r.sign_agrees else "no")
+        inside = "\u2013" if r.paper_in_interval is None else ("yes" if r.paper_in_interval else "no")
+        verdict = str(r.verdict)
+        rows.append([
+            Cell(cl.id), Cell(f"{cl.variant} vs {cl.against}: {vocab.label(cl.metric)} {cl.direction}"),
+            Cell(cl.paper_text() or "\u2013"), Cell(verdicts.estimate_text(r)), Cell(r.contrast.test),
+            Cell(verdicts.p_text(r.p_holm)), Cell(verdict, bold=verdict != str(vocab.Verdict.INCONCLUSIVE)),
+            Cell(f"{agree} / {inside}"), Cell(verdicts.power_text(r) or r.note or "\u2013"),
+        ])
+    m = len(an.claims)
+    intro = (
+        f"{verdicts.summary_text(an.claims)} of the study file. A claim is **confirmed** when its test is significant "
+        f"after Holm correction across these {m} claims (Holm p < {C.ALPHA}) with the claimed sign, **contradicted** when "
+        "significant with the other sign, **inconclusive** otherwise. Ours: the estimate on the claim's scale (\u0394% of "
+        "the reference arm for loss terms, absolute for SSIM and stability measures, dB for PSNR) with its 95% interval "
+        "(paired t or Welch t; delta method for \u0394%), or, below 3 seeds, the range of the per-seed differences. "
+        f"For inconclusive claims: the smallest effect detectable with 80% power at this n and \u03b1/{m}, and the seeds "
+        "that would detect the paper's value (or the observed estimate) from the seed-to-seed sd observed "
+        "(statsmodels TTestPower / TTestIndPower). Statements and sections: Findings; every number: data/claims.csv."
+    )
+    table = Table(["Claim", "Tested", "Paper", "Ours", "Test", "Holm p", "Verdict", "Sign agrees / paper inside", "How far from telling"],
+                  rows, caption="Scorecard: the paper's claims against this study.")
+    return [Heading("Scorecard: the paper's claims"), Paragraph(intro), table]
+
+
 def findings_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     completed = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
-    sentences = findings(an.comparison, an.variants, an.baseline, completed, excluded_counts(data.runs),
-                         an.stability, key_order=an.keys)
+    sentences = [verdicts.verdict_sentence(r) for r in an.claims]
+    sentences += findings(an.comparison, an.variants, an.baseline, completed, excluded_counts(data.runs),
+                          an.stability, key_order=an.keys)
     warnings, _ = backbone_lines(data.runs)
     if warnings:
         sentences.append("Caveat: " + " ".join(w.strip("*") for w in warnings))
@@ -278,6 +453,7 @@ def report_blocks(data: StudyRuns, an: Analysis, out_dir: Path, fetch: visual.Fe
     palette = figures.variant_palette(an.variants)
     blocks: list[Block] = []
     blocks += title_blocks(data)
+    blocks += scorecard_blocks(an)
     blocks += design_blocks(data, an)
     blocks += accounting_blocks(data, an)
     blocks += delta_blocks(an)

@@ -1,5 +1,6 @@
 """Statistics of a study from its metric frames: final-window values, comparisons with the baseline
-(delta in %, 95% CIs, Welch's t-test with Holm correction, Hedges' g) and the EMA of the curves; the
+(paired-by-seed or Welch contrasts of lwgan.report.contrast, Δ% with a delta-method interval,
+Holm-corrected marks, Hedges' g) and the EMA of the curves; the
 stability measures are lwgan.report.stability's.
 
 Every function is pure: DataFrames and arrays in, DataFrames and numbers out.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,12 @@ from lwgan import vocab
 CONFIDENCE = 0.95
 ALPHA = 0.05
 MIN_SEEDS_CI = 2  # a CI needs a standard deviation
-MIN_SEEDS_TEST = 3  # Welch's test and Hedges' g are reported from 3 seeds per group on
+MIN_SEEDS_TEST = 3  # tests, t-intervals and Hedges' g from 3 seeds per group on (fewer: per-seed values and range)
 
 COMPARISON_COLUMNS = [
-    "variant", "key", "n_base", "n_var", "base_mean", "base_ci", "var_mean", "var_ci",
-    "diff", "diff_ci", "delta_pct", "delta_ci_pct", "ci_excludes_zero", "p_welch", "p_holm", "hedges_g",
+    "variant", "key", "scale", "test", "n_base", "n_var", "n_pairs", "base_mean", "base_ci", "base_min", "base_max",
+    "var_mean", "var_ci", "var_min", "var_max", "diff", "diff_lo", "diff_hi", "delta_pct", "pct_lo", "pct_hi",
+    "range_lo", "range_hi", "pct_range_lo", "pct_range_hi", "p", "p_holm", "hedges_g", "marked", "family",
 ]
 
 
@@ -161,48 +163,78 @@ def compare_to_baseline(
     variants: Sequence[str],
     baseline: str = vocab.BASELINE,
     confidence: float = CONFIDENCE,
+    families: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Per (variant, key): means, 95% CIs, delta vs baseline in % with the CI of the difference,
-    Welch p (>= 3 seeds in both groups), Holm-adjusted p across the variants of each key, Hedges' g.
+    """Per (variant, key): the contrast of the variant with the baseline (``lwgan.report.contrast``:
+    paired by seed where both ran the same seeds, Welch otherwise; no test and the per-seed range
+    below 3 seeds), on the metric's scale: ``delta_pct`` with its delta-method interval for loss
+    terms (the baseline's uncertainty included), the absolute ``diff`` for SSIM / LPIPS / PSNR (dB)
+    and the rest (``scale``). ``p_holm``: Holm across every test of the same family (``families``:
+    key -> family name, e.g. the table it is shown in; default: one family for all keys);
+    ``marked`` = ``p_holm < ALPHA``, the only source of significance marks.
 
-    ``finals`` holds one row per run and key (``final_values``) of *completed* runs only.
-    The delta's CI is the Welch CI of the difference of means divided by |baseline mean|
-    (the baseline mean is treated as a fixed scale).
+    ``finals`` holds one row per run and key (``final_values``) of *completed* runs only. Means come
+    with their t-interval half-width from 3 seeds on, and always with their min and max.
     """
+    from lwgan.report import contrast as C
+    from lwgan.report.verdicts import relative_scale, scale_unit
+
+    lookup: dict[tuple[str, str], dict[int, float]] = {}
+    for variant, seed, key, value in finals[["variant", "seed", "key", "value"]].itertuples(index=False):
+        if pd.notna(seed) and value is not None and math.isfinite(float(value)):
+            lookup.setdefault((str(variant), str(key)), {})[int(seed)] = float(value)
+
+    def described(values: dict[int, float]) -> tuple[float, float, float, float]:
+        arr = list(values.values())
+        mean, half = mean_ci(arr, confidence)
+        if len(arr) < MIN_SEEDS_TEST:
+            half = math.nan
+        return mean, half, min(arr, default=math.nan), max(arr, default=math.nan)
+
     rows = []
-    base_vals = {k: finals.loc[(finals["variant"] == baseline) & (finals["key"] == k), "value"].to_numpy(float) for k in keys}
     for variant in variants:
         for key in keys:
-            b = base_vals[key]
-            v = finals.loc[(finals["variant"] == variant) & (finals["key"] == key), "value"].to_numpy(float)
-            b, v = b[np.isfinite(b)], v[np.isfinite(v)]
-            base_mean, base_ci = mean_ci(b, confidence)
-            var_mean, var_ci = mean_ci(v, confidence)
+            b = lookup.get((baseline, key), {})
+            v = lookup.get((variant, key), {})
+            relative = relative_scale(key)
+            base_mean, base_ci, base_min, base_max = described(b)
+            var_mean, var_ci, var_min, var_max = described(v)
             row = dict(
-                variant=variant, key=key, n_base=b.size, n_var=v.size, base_mean=base_mean, base_ci=base_ci,
-                var_mean=var_mean, var_ci=var_ci, diff=math.nan, diff_ci=math.nan, delta_pct=math.nan,
-                delta_ci_pct=math.nan, ci_excludes_zero=False, p_welch=math.nan, p_holm=math.nan, hedges_g=math.nan,
+                variant=variant, key=key, scale=scale_unit(key, relative), test=C.NO_TEST, n_base=len(b), n_var=len(v),
+                n_pairs=0, base_mean=base_mean, base_ci=base_ci, base_min=base_min, base_max=base_max,
+                var_mean=var_mean, var_ci=var_ci, var_min=var_min, var_max=var_max,
+                diff=math.nan, diff_lo=math.nan, diff_hi=math.nan, delta_pct=math.nan, pct_lo=math.nan, pct_hi=math.nan,
+                range_lo=math.nan, range_hi=math.nan, pct_range_lo=math.nan, pct_range_hi=math.nan,
+                p=math.nan, p_holm=math.nan, hedges_g=math.nan, marked=False, family=(families or {}).get(key, "all"),
             )
-            if variant != baseline and b.size and v.size:
-                diff, half = welch_diff_ci(v, b, confidence)
-                row.update(diff=diff, diff_ci=half)
-                scale = abs(base_mean)
-                if scale > 1e-12:
-                    row.update(delta_pct=100.0 * diff / scale, delta_ci_pct=100.0 * half / scale)
-                row["ci_excludes_zero"] = bool(np.isfinite(half) and abs(diff) > half)
-                if b.size >= MIN_SEEDS_TEST and v.size >= MIN_SEEDS_TEST:
-                    row.update(p_welch=welch_p(v, b), hedges_g=hedges_g(v, b))
+            if variant != baseline and b and v:
+                c = C.contrast(v, b, confidence)
+                row.update(
+                    test=c.test, n_pairs=c.n_pairs, diff=c.diff, diff_lo=c.diff_lo, diff_hi=c.diff_hi, delta_pct=c.pct,
+                    pct_lo=c.pct_lo, pct_hi=c.pct_hi, range_lo=c.range_lo, range_hi=c.range_hi,
+                    pct_range_lo=c.pct_range_lo, pct_range_hi=c.pct_range_hi, p=c.p,
+                )
+                if c.tested:
+                    row["hedges_g"] = hedges_g(list(v.values()), list(b.values()))
             rows.append(row)
-    out = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-    for key in keys:
-        mask = out["key"] == key
-        out.loc[mask, "p_holm"] = holm(out.loc[mask, "p_welch"])
+    return apply_holm(pd.DataFrame(rows, columns=COMPARISON_COLUMNS))
+
+
+def apply_holm(comparison: pd.DataFrame) -> pd.DataFrame:
+    """``p_holm`` (Holm within each ``family`` over the rows with a finite ``p``) and ``marked``."""
+    from lwgan.report import contrast as C
+
+    out = comparison.copy()
+    for _, idx in out.groupby("family", sort=False).groups.items():
+        out.loc[idx, "p_holm"] = C.holm(out.loc[idx, "p"].to_numpy(float))
+    out["marked"] = [bool(np.isfinite(p) and p < ALPHA) for p in out["p_holm"].to_numpy(float)]
     return out
 
 
-def is_significant(row: pd.Series, alpha: float = ALPHA) -> bool:
+def is_significant(row: Mapping, alpha: float = ALPHA) -> bool:
     """Holm-adjusted p below alpha (only defined with >= 3 seeds per group)."""
-    return bool(np.isfinite(row["p_holm"]) and row["p_holm"] < alpha)
+    p = row["p_holm"]
+    return bool(p is not None and np.isfinite(p) and p < alpha)
 
 
 # ----------------------------------------------------------------------------------

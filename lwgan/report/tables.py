@@ -106,19 +106,37 @@ def fmt_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _num(x: float, relative: bool, unit: str = "") -> str:
+    if relative:
+        return f"{x:+.2f}%"
+    return f"{x:+.3g}" + (f" {unit}" if unit and unit != "abs" else "")
+
+
 def delta_cell(row: Mapping[str, Any]) -> Cell:
-    """A delta cell: "-12.80% ± 3.21", bold and marked when the CI of the difference excludes 0."""
+    """The change against the baseline on the metric's scale: ``-12.80% [-15.1, -10.4]`` for loss terms
+    (delta-method interval), ``+0.021 [+0.004, +0.038]`` for SSIM, ``-7.2 dB [...]`` for PSNR; with
+    fewer than 3 seeds ``(range a .. b)`` of the per-seed differences. Bold and marked only when the
+    Holm-corrected test is significant (``marked``)."""
     if row["n_var"] == 0:
         return Cell("no completed run")
     if row["n_base"] == 0:
         return Cell("no baseline")
-    if not math.isfinite(row["delta_pct"]):
+    relative = row.get("scale", "%") == "%"
+    unit = row.get("scale", "")
+    est, lo, hi = (row["delta_pct"], row["pct_lo"], row["pct_hi"]) if relative else (row["diff"], row["diff_lo"], row["diff_hi"])
+    rlo, rhi = (row["pct_range_lo"], row["pct_range_hi"]) if relative else (row["range_lo"], row["range_hi"])
+    if relative and not math.isfinite(est):
         return Cell(f"n/a: baseline 0 (variant {fmt_value(row['var_mean'])})")
-    if not math.isfinite(row["delta_ci_pct"]):
-        return Cell(fmt_pct(row["delta_pct"]))
-    text = f"{fmt_pct(row['delta_pct'])} \u00b1 {row['delta_ci_pct']:.2f}"
-    significant = bool(row["ci_excludes_zero"])
-    return Cell(text, bold=significant, mark=significant)
+    if not math.isfinite(est):
+        return Cell(NO)
+    text = _num(est, relative, unit)
+    digits = ".3g"
+    if math.isfinite(lo) and math.isfinite(hi):
+        text += f" [{lo:+{digits}}, {hi:+{digits}}]"
+    elif math.isfinite(rlo) and math.isfinite(rhi) and (row.get("n_pairs", 0) >= 2 or min(row["n_var"], row["n_base"]) >= 2):
+        text += f" (range {rlo:+{digits}} .. {rhi:+{digits}})"
+    marked = bool(row.get("marked", False))
+    return Cell(text, bold=marked, mark=marked)
 
 
 # ----------------------------------------------------------------------------------
@@ -290,24 +308,37 @@ def _lookup(comparison: pd.DataFrame, variant: str, key: str) -> Mapping[str, An
 
 
 def baseline_cell(comparison: pd.DataFrame, baseline: str, key: str) -> Cell:
+    """The baseline's absolute value: mean ± t-interval half-width from 3 seeds on, else mean (min .. max)."""
     row = _lookup(comparison, baseline, key)
     if row["n_var"] == 0:
         return Cell("no completed run")
-    return Cell(fmt_mean_ci(row["var_mean"], row["var_ci"]))
+    if math.isfinite(row["var_ci"]):
+        return Cell(fmt_mean_ci(row["var_mean"], row["var_ci"]))
+    if row["n_var"] >= 2:
+        return Cell(f"{fmt_value(row['var_mean'])} ({fmt_value(row['var_min'], 3)} .. {fmt_value(row['var_max'], 3)})")
+    return Cell(fmt_value(row["var_mean"]))
 
 
 def table1(
     comparison: pd.DataFrame, runs: pd.DataFrame, variants: Sequence[str], baseline: str, keys: Sequence[str] = MAIN_KEYS
 ) -> Table:
-    """The seed paper's Table 1: Exp, SN, GP weight, TTUR, loss weights (+ other changes), ΔL_face, ΔL_tsf, ΔL_rec."""
+    """The seed paper's Table 1: Exp, SN, GP weight, TTUR, loss weights (+ other changes), ΔL_face, ΔL_tsf,
+    ΔL_rec; each weighted Δ is followed by its λ-normalised Δ (term / λ, ``vocab.UNWEIGHTED``) when the
+    comparison holds it, so a λ change is told apart from a change of what the term measures."""
     base = variant_params(runs, baseline)
+    present = set(comparison["key"])
     columns = ["Exp", "SN", "GP weight", "TTUR (\u03b7_G, \u03b7_D, \u03b7_F)", "Loss weights", "Other changes"]
-    columns += [metric_label(k, delta=True) for k in keys]
+    shown: list[str] = []
+    for key in keys:
+        shown.append(key)
+        if vocab.UNWEIGHTED.get(key) in present:
+            shown.append(vocab.UNWEIGHTED[key])
+    columns += ["\u0394" + vocab.label(k) if k in vocab.UNWEIGHTED.values() else metric_label(k, delta=True) for k in shown]
     rows = []
     for variant in variants:
         is_base = variant == baseline
         cells = [Cell(variant)] + design_cells(variant_params(runs, variant), base, is_base)
-        for key in keys:
+        for key in shown:
             cells.append(baseline_cell(comparison, baseline, key) if is_base else delta_cell(_lookup(comparison, variant, key)))
         rows.append(cells)
     return Table(columns, rows)
@@ -326,17 +357,19 @@ def delta_table(comparison: pd.DataFrame, variants: Sequence[str], baseline: str
 
 
 def statistics_table(comparison: pd.DataFrame, baseline: str, keys: Sequence[str]) -> Table:
-    """One row per variant and metric with n, means, Δ% with its CI, Welch p, Holm p and Hedges' g."""
+    """One row per tested variant and metric: the test, n, means, Δ with its interval, p, Holm p (its
+    family) and Hedges' g."""
     rows = []
     order = {k: i for i, k in enumerate(keys)}
     comp = comparison[(comparison["variant"] != baseline) & comparison["key"].isin(keys)].copy()
     comp["_order"] = comp["key"].map(order)
     for variant, grp in comp.groupby("variant", sort=False):
         for row in grp.sort_values("_order").to_dict("records"):
+            n = f"{row['n_pairs']} pairs" if row["n_pairs"] else f"{row['n_var']} / {row['n_base']}"
             rows.append([
-                Cell(variant), Cell(row["key"]), Cell(f"{row['n_var']} / {row['n_base']}"),
+                Cell(variant), Cell(row["key"]), Cell(row["test"]), Cell(n),
                 Cell(fmt_mean_ci(row["var_mean"], row["var_ci"])), delta_cell(row),
-                Cell(fmt_p(row["p_welch"])), Cell(fmt_p(row["p_holm"]), bold=bool(math.isfinite(row["p_holm"]) and row["p_holm"] < 0.05)),
+                Cell(fmt_p(row["p"])), Cell(fmt_p(row["p_holm"]), bold=bool(row["marked"])),
                 Cell(f"{row['hedges_g']:+.2f}" if math.isfinite(row["hedges_g"]) else NO),
             ])
-    return Table(["Exp", "Metric", "n (var / base)", "Variant mean", "\u0394 vs baseline", "p Welch", "p Holm", "Hedges' g"], rows)
+    return Table(["Exp", "Metric", "Test", "n", "Variant mean", "\u0394 vs baseline", "p", "p Holm", "Hedges' g"], rows)
