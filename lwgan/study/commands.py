@@ -182,12 +182,17 @@ def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer:
     resume_dir = _resume_target(args)
     _resume_profile(args)
     spec, resolved = _resolve(args)
+    warning = seeds_warning(resolved)
     if getattr(args, "dry_run", False):
         print(plan_text(resolved), file=stream)
+        if warning:
+            print(warning, file=stream)
         print("dry run: nothing was started", file=stream)
         return 0
     if resolved.missing_assets:
         raise UserError(dataset_line(resolved).splitlines()[-1])
+    if warning:
+        print(warning, file=progress)
     options = RunOptions(
         storage=_storage(args),
         resume=bool(getattr(args, "resume", False)),
@@ -204,6 +209,19 @@ def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer:
     outcome = run_study(resolved, options)
     print(summary_text(spec, outcome, args), file=stream)
     return exit_code(outcome)
+
+
+def seeds_warning(resolved: ResolvedStudy) -> str:
+    """Before an ablation with fewer seeds than a test needs: say that no test (and no verdict) will be possible."""
+    from lwgan.report.contrast import MIN_SEEDS_TEST
+
+    n = len(resolved.seeds)
+    if resolved.kind != "ablation" or n >= MIN_SEEDS_TEST:
+        return ""
+    claims = f" and none of its {len(resolved.spec.claims)} claims can get a verdict" if resolved.spec.claims else ""
+    return (f"warning: {n} seed{'s' if n != 1 else ''} per variant: no significance test will be possible (a paired test "
+            f"needs {MIN_SEEDS_TEST}){claims}; the report will show per-seed values and ranges only. Use --seeds {MIN_SEEDS_TEST} "
+            "or more for tests.")
 
 
 def exit_code(outcome) -> int:
