@@ -170,7 +170,8 @@ def test_train_command_end_to_end(tmp_path, capsys):
                               out=str(out), resume=False, help_keys=False)
     assert command_train(args) == 0
     printed = capsys.readouterr().out
-    assert "\ntrain | profile tiny | data synthetic | body generated | backbones vgg19 stand-in, sphereface20 stand-in | device cpu | steps 2\n" in "\n" + printed
+    assert ("\ntrain | profile tiny | data synthetic | body generated | backbones vgg19 stand-in, sphereface20 stand-in, "
+            "lpips absent, inception_v3 absent | device cpu | steps 2\n") in "\n" + printed
     assert "status completed | steps 2" in printed and f"out: {out}" in printed and "eval: ssim" in printed
     args.steps, args.resume = 3, True
     assert command_train(args) == 0
