@@ -8,6 +8,7 @@ mlflow, ray, ...) come from this test's own environment through a path entry, so
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -28,8 +29,12 @@ def _run(cmd, cwd, env, timeout=900):
 def test_wheel_runs_the_embedded_study_from_an_empty_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "LWGAN_HOME",
                                                             "LWGAN_EXPERIMENT", "PYTHONPATH", "VIRTUAL_ENV")}
+    # Build from a copy of the sources, so the build leaves nothing (build/, *.egg-info) in the checkout.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "runs", "reports", "*.db", "__pycache__", "*.egg-info", ".pytest_cache"))
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)],
          tmp_path, env)
     (wheel,) = dist.glob("lwgan_study-*.whl")
 

@@ -368,11 +368,13 @@ def test_report_writes_latex_beside_markdown(env, tmp_path, capsys):
     # holds every number of the Markdown row.
     import re
 
+    from lwgan.report.latex import escape, latex_text
+
     number = re.compile(r"\d+(?:\.\d+)?")
     tex_rows = [ln for ln in tex.splitlines() if ln.endswith("\\\\")]
     for line in md.splitlines():
         if line.startswith("| ") and not line.startswith("| ---"):
-            first = line.strip("|").split("|")[0].strip().replace("_", "\\_")
+            first = latex_text(escape(line.strip("|").split("|")[0].strip().strip("*")))
             matches = [r for r in tex_rows if r.startswith(first + " &") and number.findall(r) == number.findall(line)]
             assert matches, line
     assert not (out / "report.pdf").exists()

@@ -33,7 +33,7 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """LaTeX's special characters escaped (one pass, so an inserted backslash is not escaped again)."""
     return "".join(_SPECIAL.get(ch, ch) for ch in text)
 
@@ -43,14 +43,14 @@ def table_latex(table: Table, label: str = "") -> str:
     frame = pd.DataFrame([[c.text + (DAGGER if c.mark else "") for c in row] for row in table.rows],
                          columns=[f"{i}" for i in range(len(table.columns))])
     bold = pd.DataFrame([[c.bold for c in row] for row in table.rows], columns=frame.columns)
-    styler = frame.style.hide(axis="index").format(lambda v: latex_text(_escape(str(v))))
-    styler = styler.format_index(lambda i: latex_text(_escape(table.columns[int(i)])), axis="columns")
+    styler = frame.style.hide(axis="index").format(lambda v: latex_text(escape(str(v))))
+    styler = styler.format_index(lambda i: latex_text(escape(table.columns[int(i)])), axis="columns")
     styler = styler.apply(lambda _: bold.map(lambda b: "font-weight: bold;" if b else ""), axis=None)
-    caption = latex_text(_escape(table.caption.strip("*"))) if table.caption else None
+    caption = latex_text(escape(table.caption.strip("*"))) if table.caption else None
     tex = styler.to_latex(hrules=True, convert_css=True, caption=caption, label=label or None,
                           position="htbp", position_float="centering", column_format="l" * len(table.columns))
     if table.notes:
-        notes = " ".join(latex_text(_escape(n)) for n in table.notes)
+        notes = " ".join(latex_text(escape(n)) for n in table.notes)
         tex = tex.replace("\\end{table}", f"\\par\\footnotesize {notes}\n\\end{{table}}")
     return tex
 
@@ -62,7 +62,7 @@ def to_latex(blocks: Iterable[Block], study: str = "") -> str:
     n = 0
     for block in blocks:
         if isinstance(block, Heading) and block.level >= 2:
-            pending.append(("\\subsection*{" if block.level == 2 else "\\subsubsection*{") + latex_text(_escape(block.text)) + "}")
+            pending.append(("\\subsection*{" if block.level == 2 else "\\subsubsection*{") + latex_text(escape(block.text)) + "}")
         elif isinstance(block, Table):
             n += 1
             out += pending
