@@ -88,6 +88,15 @@ def experiment_name(root: Path | None = None) -> str:
     return _setting(EXPERIMENT_VARS, DEFAULT_EXPERIMENT, root)[0]
 
 
+def artifact_location(uri: str) -> str | None:
+    """For a SQLite store, ``mlruns/`` beside the database file (MLflow's default is ``./mlruns`` under whatever
+    folder the first run started in); None (the server's or MLflow's default) for other stores."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return (Path(uri[len(prefix):]).resolve().parent / "mlruns").as_uri()
+
+
 def _mlflow_env() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "Creating initial MLflow database tables" chatter
@@ -148,7 +157,8 @@ class StudyTracker:
             return found.experiment_id
         try:
             # Without this tag MLflow 3's UI opens the experiment in GenAI mode (an empty Traces page).
-            return self.client.create_experiment(self.experiment, tags={"mlflow.experimentKind": "custom_model_development"})
+            return self.client.create_experiment(self.experiment, artifact_location=artifact_location(self.uri),
+                                                 tags={"mlflow.experimentKind": "custom_model_development"})
         except MlflowException:  # created meanwhile by another driver
             return self.client.get_experiment_by_name(self.experiment).experiment_id
 

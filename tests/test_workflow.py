@@ -533,3 +533,16 @@ def test_search_gets_its_own_report(search_run, tmp_path, capsys):
     for fig in ("search_history.png", "search_parallel.png"):
         assert (out / "figures" / fig).stat().st_size > 5000
     assert len(pd.read_csv(out / "data" / "search_trials.csv")) == 6 and (out / "report.tex").is_file()
+
+
+def test_artifacts_of_a_new_sqlite_store_sit_beside_it(tmp_path, monkeypatch):
+    """Not under whichever folder the first run happened to start in."""
+    elsewhere = tmp_path / "somewhere" / "deep"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    tracker = StudyTracker(f"sqlite:///{tmp_path / 'proj' / 'mlflow.db'}", "exp")
+    location = tracker.client.get_experiment(tracker.experiment_id).artifact_location
+    assert location == (tmp_path / "proj" / "mlruns").resolve().as_uri()
+    run = tracker.start_study("s", {}, "name: s\n")
+    assert (tmp_path / "proj" / "mlruns").is_dir() and not (elsewhere / "mlruns").exists()
+    assert tracker.client.get_run(run).info.artifact_uri.startswith(location)
