@@ -134,6 +134,8 @@ class StudyMonitor(Callback):
             self.tracker.log_metrics(rec.mlflow_run_id, history)
         if result.get(K.INFO):
             self.tracker.trial_info_tags(rec.mlflow_run_id, result[K.INFO])
+            if result[K.INFO].get("checkpoint_fallback"):  # last.pt was unreadable: the trial says which file it used
+                self.progress.line(f"{rec.trial_id}: warning: {result[K.INFO]['checkpoint_fallback']}")
         step = int(result.get(K.STEP, rec.step or 0))
         changes: dict[str, Any] = {"step": step}
         if K.OBJECTIVE in result:

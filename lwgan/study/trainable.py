@@ -122,7 +122,8 @@ class TuneReporter:
 
     # -- Trainer callback hooks -------------------------------------------------------
     def on_start(self, info: dict[str, Any]) -> None:
-        self.info = {k: info.get(k) for k in ("device", "dataset", "body_model", "backbones", "profile", "total_steps", "resumed_from_step")}
+        self.info = {k: info.get(k) for k in ("device", "dataset", "body_model", "backbones", "profile", "total_steps", "resumed_from_step",
+                                             "checkpoint_fallback")}
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self._maybe_crash(step)
