@@ -436,9 +436,29 @@ def scorecard_blocks(an: Analysis) -> list[Block]:
     return [Heading("Scorecard: the paper's claims"), Paragraph(intro), table]
 
 
+def quality_ranking(an: Analysis) -> list[str]:
+    """Variants ranked on each quality metric (eval group, mean over completed seeds, best first), with
+    the Holm-marked differences from the baseline flagged."""
+    out = []
+    comp = an.comparison
+    for key in tables.eval_keys():
+        sub = comp[(comp["key"] == key) & (comp["n_var"] > 0)]
+        if len(sub) < 2:
+            continue
+        better_high = vocab.direction(key) is not vocab.Direction.LOWER
+        ranked = sub.sort_values("var_mean", ascending=not better_high, kind="stable")
+        unit = vocab.METRICS[key].unit
+        parts = [f"{r['variant']} {r['var_mean']:.4g}{' ' + unit if unit else ''}" + (f" {DAGGER}" if r["marked"] else "")
+                 for r in ranked.to_dict("records")]
+        out.append(f"Ranking by {vocab.label(key)} (mean over seeds, best first; {DAGGER} = differs from the baseline after "
+                   f"Holm): " + ", ".join(parts) + ".")
+    return out
+
+
 def findings_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
     completed = {v: int((an.completed_runs["variant"] == v).sum()) for v in an.variants}
     sentences = [verdicts.verdict_sentence(r) for r in an.claims]
+    sentences += quality_ranking(an)
     sentences += findings(an.comparison, an.variants, an.baseline, completed, excluded_counts(data.runs),
                           an.stability, key_order=an.keys)
     warnings, _ = backbone_lines(data.runs)
