@@ -113,7 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("a", metavar="A", help="parent run id (or study name = its latest run)")
     c.add_argument("b", metavar="B", help="parent run id to compare against")
     c.add_argument("--metric", action="append", default=None, metavar="NAME",
-                   help="metric(s) to compare, repeatable or comma-separated (default: every metric both runs logged)")
+                   help="metric(s) to compare, repeatable or comma-separated (default: every loss and eval metric both runs logged)")
     c.add_argument("--out", default=None, help="also write compare.md and compare.csv into this folder")
 
     cf = _command(sub, "confirm", "confirm a search: run its top K configurations against the baseline with N seeds",

@@ -61,7 +61,7 @@ def _write_run(tracker: StudyTracker, run: str, profile: str, failed: set[tuple[
                 tracker.end_trial(child, "failed", None, 2, "RuntimeError: out of memory")
                 counts["failed"] += 1
                 continue
-            history = [(s, {"loss/G_total": loss(run, variant, seed, s)}) for s in range(1, STEPS + 1)]
+            history = [(s, {"loss/G_total": loss(run, variant, seed, s), "lr/G": 2e-4}) for s in range(1, STEPS + 1)]
             history += [(s, {"eval/ssim": ssim(run, variant, seed) - (0.1 if s < STEPS else 0)}) for s in (5, STEPS)]
             tracker.log_metrics(child, history)
             tracker.end_trial(child, "completed", None, STEPS)
@@ -212,6 +212,7 @@ def test_compare_matches_a_hand_computed_paired_t_test(env, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("# A: tiny-ab @ tiny") and "| baseline | `loss/G_total` | 3/3 |" in out and "| GP2 | `eval/ssim`" in out
     csv = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    # lr/G is logged too, but by default compare takes the losses and eval metrics only.
     assert set(csv["key"]) == {"loss/G_total", "eval/ssim"} and (tmp_path / "cmp" / "compare.md").read_text() == out
     assert main(["compare", env.run_a, env.run_a]) == 2 and "same parent run" in capsys.readouterr().err
     assert main(["compare", env.run_a, env.run_b, "--metric", "loss/nope"]) == 2

@@ -12,7 +12,7 @@ from typing import Sequence
 import pandas as pd
 
 from lwgan.errors import UserError
-from lwgan.vocab import BASELINE, METRICS, TrialStatus
+from lwgan.vocab import BASELINE, METRICS, Group, TrialStatus, names
 
 WINDOW = 0.2  # the report's final window (lwgan.report.builder.build_report)
 COLUMNS = ["variant", "key", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_lo", "diff_hi", "pct", "pct_lo", "pct_hi",
@@ -59,7 +59,8 @@ def compare_finals(finals_a: pd.DataFrame, finals_b: pd.DataFrame, keys: Sequenc
 
     variants = [v for v in _variants(finals_a) if v in set(finals_b["variant"])]
     shared = set(finals_a["key"]) & set(finals_b["key"])
-    keys = [k for k in (keys or [m for m in METRICS if m in shared])] or sorted(shared)
+    if not keys:  # what Table 1 compares: the losses and the eval metrics (not lr, grad norms, throughput)
+        keys = [m for m in names(Group.GENERATOR, Group.DISCRIMINATOR, Group.EVAL) if m in shared] or sorted(shared)
     rows = []
     for variant in variants:
         for key in keys:
