@@ -151,7 +151,7 @@ class Trainer:
         self.lpips = lpips.to(self.device) if lpips is not None else None
         inception, inception_status = build_inception(cfg.backbones.inception_weights)
         self.inception = inception.to(self.device) if inception is not None else None
-        self.fid_items = val_set.fixed_pairs(cfg.run.fid_pairs, seed=EVAL_PAIR_SEED) if inception is not None else []
+        self.fid_set = val_set  # its fid_pairs fixed pairs are loaded at the last step only (not held in memory)
 
         self.eval_batch = stack_items(val_set.fixed_pairs(cfg.run.eval_pairs, seed=EVAL_PAIR_SEED))
         self.eval_geom = None  # built on first use
@@ -169,8 +169,8 @@ class Trainer:
             "backbones": [dataclasses.asdict(s) for s in (vgg_status, face_status, lpips_status, inception_status)],
             "quality_metrics": {
                 vocab.EVAL_LPIPS: lpips_status.note,
-                vocab.EVAL_FID: inception_status.note if inception is None else f"{inception_status.note}; {len(self.fid_items)} {eval_split} pairs, last step",
-                vocab.EVAL_KID: inception_status.note if inception is None else f"{inception_status.note}; {len(self.fid_items)} {eval_split} pairs, last step",
+                vocab.EVAL_FID: inception_status.note if inception is None else f"{inception_status.note}; {cfg.run.fid_pairs} {eval_split} pairs, last step",
+                vocab.EVAL_KID: inception_status.note if inception is None else f"{inception_status.note}; {cfg.run.fid_pairs} {eval_split} pairs, last step",
             },
             "iters_per_epoch": self.epoch_len,
             "total_steps": self.total_steps,
@@ -283,12 +283,13 @@ class Trainer:
         from lwgan.quality import fid_from_features, kid_from_features
 
         fake, real, size = [], [], self.cfg.data.batch_size
+        items = self.fid_set.fixed_pairs(self.cfg.run.fid_pairs, seed=EVAL_PAIR_SEED)
         was_training = self.G.training
         self.G.eval()
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                for i in range(0, len(self.fid_items), size):
-                    batch = stack_items(self.fid_items[i : i + size])
+                for i in range(0, len(items), size):
+                    batch = stack_items(items[i : i + size])
                     src_img, tgt_img = self._images(batch)
                     geom = self._pair_geometry(batch)
                     with self._autocast():
