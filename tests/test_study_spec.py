@@ -60,7 +60,7 @@ def test_single_factor_studies_match_the_paper():
 
 def test_ensembles_are_table_1_exactly():
     resolved = resolve_study(load_study(None))  # the embedded default study
-    assert resolved.spec.name == "ensembles" and resolved.profile == "small" and resolved.seeds == (0, 1)
+    assert resolved.spec.name == "ensembles" and resolved.profile == "small" and resolved.seeds == (0, 1, 2)
     cfg = {t.variant: t.config for t in resolved.trials if t.seed == 0}
     base = cfg[BASELINE]
     assert (base["gp_weight"], base["spectral_norm"], base["lr_G"], base["lr_D"], base["lr_final"], base["lambda_rec"]) == (0.0, False, 2e-4, 2e-4, 2e-6, 10.0)
@@ -68,9 +68,9 @@ def test_ensembles_are_table_1_exactly():
     assert (e1["gp_weight"], e1["spectral_norm"], e1["lr_G"], e1["lr_D"], e1["lr_final"], e1["epochs_decay"], e1["lambda_rec"]) == (2.0, False, 1e-4, 3e-4, 2e-6, 25, 10.0)
     for e, sn, rec in ((e2, False, 10.0), (e3, True, 15.0), (e4, False, 15.0)):
         assert (e["gp_weight"], e["spectral_norm"], e["lr_G"], e["lr_D"], e["lr_final"], e["epochs_decay"], e["lambda_rec"]) == (0.0, sn, 4e-4, 1e-4, 1e-5, 15, rec)
-    # The small profile changes size and length, never the method; 2 seeds per variant, 5 variants.
-    assert base["image_size"] == 64 and len(resolved.trials) == 10
-    assert [t.trial_id for t in resolved.trials[:4]] == ["baseline-s0", "baseline-s1", "E1-s0", "E1-s1"]
+    # The small profile changes size and length, never the method; 3 seeds per variant (a paired test needs 3), 5 variants.
+    assert base["image_size"] == 64 and len(resolved.trials) == 15
+    assert [t.trial_id for t in resolved.trials[:4]] == ["baseline-s0", "baseline-s1", "baseline-s2", "E1-s0"]
 
 
 def test_cli_overrides_seeds_steps_and_sets():
@@ -146,7 +146,7 @@ def test_validate_and_dry_run_print_the_trials(capsys):
     assert command_run(args(study=None, steps=5)) == 0
     out = capsys.readouterr().out
     assert "study ensembles" in out and "E3-s1" in out and "spectral_norm=true" in out and "dry run: nothing was started" in out
-    assert [ln.split()[0] for ln in out.splitlines() if ln.startswith(("baseline-", "E"))][:3] == ["baseline-s0", "baseline-s1", "E1-s0"]
+    assert [ln.split()[0] for ln in out.splitlines() if ln.startswith(("baseline-", "E"))][:4] == ["baseline-s0", "baseline-s1", "baseline-s2", "E1-s0"]
 
 
 def test_paper_profile_says_exactly_what_is_missing(capsys, tmp_path):
