@@ -9,7 +9,8 @@ the G losses + G step + D loss + D step, with the stand-in backbones (same cost 
 ones) on the synthetic mini-iPER resized to the profile's size. Each measurement runs in its own
 process (peak memory is that process's: VmHWM on CPU, max_memory_allocated on CUDA); the variants
 are interleaved repeat by repeat, so on a shared machine they meet the same load, and the ratio
-to the first variant (per repeat, then the median) is the number that counts. The first step
+to the first variant (per repeat, then the median) is the number that counts; the process's CPU time
+per step is reported too (less sensitive to other jobs than wall time). The first step
 (warm-up: geometry cache, allocator, oneDNN / cuDNN kernel choice, compilation) is timed apart.
 """
 
@@ -87,16 +88,17 @@ def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | 
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         sync()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for i, b in enumerate(data[1:]):
             trainer._train_step(b, i + 1)
         sync()
         seconds = (time.perf_counter() - start) / iters
+        cpu_seconds = (time.process_time() - cpu_start) / iters
         peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
     return {
         "profile": profile, "device": device, "variant": variant.label, "precision": trainer.precision.name,
         "size": cfg.model.image_size, "batch": cfg.data.batch_size, "threads": torch.get_num_threads(),
-        "s_per_step": seconds, "images_per_s": cfg.data.batch_size / seconds, "warmup_s": warmup,
+        "s_per_step": seconds, "cpu_s_per_step": cpu_seconds, "images_per_s": cfg.data.batch_size / seconds, "warmup_s": warmup,
         "peak_mib": peak / 2**20, "peak_kind": "GPU allocated" if cuda else "process RSS",
     }
 
@@ -122,11 +124,13 @@ def summarise(rows: list[dict], variants: list[str]) -> list[dict]:
         for v in variants:
             mine = [r for r in rows if r["profile"] == profile and r["variant"] == v]
             ratios = [b["s_per_step"] / m["s_per_step"] for b, m in zip(base, mine)]
+            cpu_ratios = [b["cpu_s_per_step"] / m["cpu_s_per_step"] for b, m in zip(base, mine)]
             s = statistics.median(r["s_per_step"] for r in mine)
             out.append({
                 **{k: mine[0][k] for k in ("profile", "device", "variant", "precision", "size", "batch", "threads", "peak_kind")},
                 "s_per_step": s, "images_per_s": mine[0]["batch"] / s,
                 "speedup": statistics.median(ratios), "speedups": ratios,
+                "cpu_s_per_step": statistics.median(r["cpu_s_per_step"] for r in mine), "cpu_speedup": statistics.median(cpu_ratios),
                 "warmup_s": statistics.median(r["warmup_s"] for r in mine),
                 "peak_mib": max(r["peak_mib"] for r in mine), "repeats": len(mine),
             })
@@ -135,14 +139,15 @@ def summarise(rows: list[dict], variants: list[str]) -> list[dict]:
 
 def markdown(summary: list[dict], variants: list[str]) -> str:
     lines = [
-        f"| profile | device | variant | size | batch | s / step | images / s | x {variants[0]} (per repeat) | warm-up s | peak memory (MiB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| profile | device | variant | size | batch | s / step | images / s | x {variants[0]} (per repeat) | CPU s / step | x {variants[0]}, CPU time | warm-up s | peak memory (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary:
         per = ", ".join(f"{x:.2f}" for x in r["speedups"])
         lines.append(
             f"| {r['profile']} | {r['device']} ({r['threads']} thr) | {r['variant']} | {r['size']} | {r['batch']} | {r['s_per_step']:.3f} | "
-            f"{r['images_per_s']:.2f} | **{r['speedup']:.2f}** ({per}) | {r['warmup_s']:.1f} | {r['peak_mib']:.0f} ({r['peak_kind']}) |"
+            f"{r['images_per_s']:.2f} | **{r['speedup']:.2f}** ({per}) | {r['cpu_s_per_step']:.3f} | {r['cpu_speedup']:.2f} | "
+            f"{r['warmup_s']:.1f} | {r['peak_mib']:.0f} ({r['peak_kind']}) |"
         )
     return "\n".join(lines)
 
