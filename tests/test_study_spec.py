@@ -170,6 +170,7 @@ def test_search_space_is_conditional_and_starts_at_the_baseline():
     resolved = resolve_study(spec, "tiny")
     point = search_baseline_point(spec, resolved.baseline)
     assert point["use_gp"] is False and "gp_weight" not in point and point["lr_G"] == 2e-4 and point["lambda_face"] == 5.0
+    assert point["use_style"] is False and "lambda_style" not in point  # style is off in the baseline (reference script)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     space = DefineByRun(spec.search)
     study.enqueue_trial(point)
@@ -179,12 +180,12 @@ def test_search_space_is_conditional_and_starts_at_the_baseline():
         space(trial)
         params = trial.params
         if i == 0:
-            assert config_values(params) == {k: v for k, v in point.items() if k != "use_gp"}
-        assert ("gp_weight" in params) == params["use_gp"]
+            assert config_values(params) == {k: v for k, v in point.items() if k not in ("use_gp", "use_style")}
+        assert ("gp_weight" in params) == params["use_gp"] and ("lambda_style" in params) == params["use_style"]
         seen_gp[params["use_gp"]] += 1
         if "gp_weight" in params:
             assert 0.5 <= params["gp_weight"] <= 20
         assert 5e-5 <= params["lr_G"] <= 1e-3 and 0.8 <= params["label_smoothing"] <= 1.0
-        assert "use_gp" not in config_values(params)
+        assert "use_gp" not in config_values(params) and "use_style" not in config_values(params)
         study.tell(trial, 0.0)
     assert seen_gp[True] > 0 and seen_gp[False] > 0
