@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -531,6 +532,13 @@ def test_search_gets_its_own_report(search_run, tmp_path, capsys):
             study.add_trial(optuna.trial.create_trial(params={"lr_G": lr, "gp_weight": gp}, distributions=dists, value=value))
     expected = optuna.importance.get_param_importances(study)
     assert imp == pytest.approx({k: round(v, 3) for k, v in expected.items()}, abs=1e-3)
+    # The MLflow note of a search carries its best-trials table.
+    from mlflow.tracking import MlflowClient
+
+    from lwgan.catalog.note import publish_note
+
+    note = publish_note(MlflowClient(os.environ["MLFLOW_TRACKING_URI"]), search_run, out / "report.md")
+    assert "*Best completed trials by eval/ssim (max); one seed each.*" in note and "| trial-001 | **0.5** |" in note
     for fig in ("search_history.png", "search_parallel.png"):
         assert (out / "figures" / fig).stat().st_size > 5000
     assert len(pd.read_csv(out / "data" / "search_trials.csv")) == 6 and (out / "report.tex").is_file()

@@ -9,14 +9,16 @@ from typing import Mapping
 from lwgan.vocab import Tag
 
 TABLE1_MARK = "Table 1"  # the caption line the report puts above Table 1 (lwgan.report)
+SEARCH_MARK = "Best completed trials"  # a search report's headline table (lwgan.report.search)
 MAX_NOTE = 4900  # MLflow's tag value limit is 5000 characters on older stores
 
 
-def table1_markdown(report_md: str) -> str | None:
-    """Table 1 of a report.md: the caption line naming it and the Markdown table that follows; None if absent."""
+def table1_markdown(report_md: str, mark: str = TABLE1_MARK) -> str | None:
+    """Table 1 of a report.md (or the table under another caption ``mark``): the caption line naming it and
+    the Markdown table that follows; None if absent."""
     lines = report_md.splitlines()
     for i, line in enumerate(lines):
-        if TABLE1_MARK not in line or line.lstrip().startswith("|"):
+        if mark not in line or line.lstrip().startswith("|"):
             continue
         rows = []
         for nxt in lines[i + 1:]:
@@ -35,7 +37,7 @@ def study_note(study: str, tags: Mapping[str, str], report_md: str | None) -> st
     """The note: a heading, Table 1 (when the report has one) and the verdict tags (when recorded)."""
     parts = [f"### {study} (profile {tags.get(Tag.PROFILE, '?')}, commit {str(tags.get(Tag.GIT_COMMIT, '?'))[:10]})",
              "Full report: artifacts, `report/report.md`."]
-    table = table1_markdown(report_md) if report_md else None
+    table = (table1_markdown(report_md) or table1_markdown(report_md, SEARCH_MARK)) if report_md else None
     if table:
         parts.append(table)
     claims = {k[len(Tag.CLAIM_PREFIX):]: v for k, v in sorted(tags.items()) if k.startswith(Tag.CLAIM_PREFIX)}
