@@ -63,7 +63,7 @@ def test_identical_arms_have_no_test():
     assert c.test == C.PAIRED and c.diff == 0 and math.isnan(c.p) and not c.tested
 
 
-def test_delta_method_reduces_to_the_difference_interval_when_the_baseline_is_exact():
+def test_fieller_reduces_to_the_difference_interval_when_the_baseline_is_exact():
     a = [11.0, 12.5, 10.4, 11.9]
     b = {i: 10.0 for i in range(4)}  # no spread in the reference: its mean is a fixed scale
     c = C.contrast(_seeds(a), b)
@@ -72,7 +72,7 @@ def test_delta_method_reduces_to_the_difference_interval_when_the_baseline_is_ex
     assert c.pct_hi == pytest.approx(100 * c.diff_hi / 10, rel=1e-9)
 
 
-def test_delta_method_includes_the_baseline_uncertainty_and_covers():
+def test_fieller_includes_the_baseline_uncertainty_and_covers():
     """The Δ% interval is wider than diff-CI/|mean_B| when the baseline varies independently, and its
     coverage over simulated studies is close to 95% (paired and Welch)."""
     rng = np.random.default_rng(3)
@@ -138,3 +138,29 @@ def test_seeds_needed_is_the_smallest_n_with_the_power():
             assert _paired_power(effect, 1.0, n - 1) < 0.8
     assert C.seeds_needed(1e-6, 1.0, True) == math.inf
     assert math.isnan(C.seeds_needed(1.0, 0.0, True))
+
+
+def test_fieller_interval_excludes_zero_exactly_when_the_test_is_significant():
+    rng = np.random.default_rng(11)
+    agree = 0
+    for i in range(400):
+        n = 3 + i % 4
+        shift = rng.normal(0, 0.3)
+        b = 2.0 + rng.normal(0, 0.5, n)
+        a = b * (1 + shift * 0.2) + rng.normal(0, 0.2, n)
+        for c in (C.contrast(_seeds(a), _seeds(b)), C.contrast(_seeds(a), _seeds(b, 50))):
+            if not math.isfinite(c.pct_lo):
+                continue
+            excludes = c.pct_lo > 0 or c.pct_hi < 0
+            assert excludes == (c.p < 0.05), (c.p, c.pct_lo, c.pct_hi)
+            agree += 1
+    assert agree > 600
+
+
+def test_fieller_matches_a_hand_solved_quadratic():
+    # Welch arms: mean_a 3, var(mean_a) 0.04; mean_b 2, var(mean_b) 0.01; t = 2
+    # (3 - 2r)^2 = 4 (0.04 + 0.01 r^2)  ->  3.96 r^2 - 12 r + 8.84 = 0
+    lo, hi = C.fieller_pct(3.0, 2.0, 0.04, 0.01, 0.0, 2.0)
+    roots = sorted(np.roots([3.96, -12.0, 8.84]).real)
+    assert (lo, hi) == (pytest.approx(100 * (roots[0] - 1)), pytest.approx(100 * (roots[1] - 1)))
+    assert C.fieller_pct(3.0, 0.1, 0.04, 0.01, 0.0, 2.0) == (pytest.approx(math.nan, nan_ok=True),) * 2  # b ~ 0: unbounded

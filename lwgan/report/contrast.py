@@ -12,9 +12,10 @@ contrast and verdict of the report is built from.
 - With fewer than ``MIN_SEEDS_TEST`` seeds (pairs, or per arm) there is no test and no t-interval:
   the per-seed values and their range are reported instead (a t-interval with 1 degree of freedom,
   t = 12.7, is not information).
-- **Relative change** ``pct = 100 (mean_A - mean_B) / |mean_B|`` with a **delta-method** interval
-  that includes the reference arm's own uncertainty (and, paired, the covariance of the arms):
-  Var(r) ~ Var(mean_A - r mean_B) / mean_B^2 for the ratio r = mean_A / mean_B.
+- **Relative change** ``pct = 100 (mean_A - mean_B) / |mean_B|`` with **Fieller's** interval for the
+  ratio mean_A / mean_B: it includes the reference arm's own uncertainty (and, paired, the covariance
+  of the arms), and it excludes 0% exactly when the t-test of the difference is significant (the
+  delta method, its linearisation, can disagree with the test at small n).
 - Power (``statsmodels.stats.power``): the minimum detectable difference at this n, and the seeds a
   given difference needs, at a given alpha and power.
 
@@ -49,7 +50,8 @@ class Contrast:
     """Arm A against arm B (the reference) on one metric. ``diff`` = mean_A - mean_B.
 
     ``test``: PAIRED, WELCH or NO_TEST (too few seeds). With a test: ``diff_lo/hi`` is the 95%
-    t-interval, ``p`` the two-sided p-value, ``pct_lo/hi`` the delta-method interval of ``pct``.
+    t-interval, ``p`` the two-sided p-value, ``pct_lo/hi`` Fieller's interval of ``pct`` (NaN when
+    the reference mean is not distinguishable from 0).
     Without: ``range_lo/hi`` (and ``pct_range_lo/hi``) bound the per-seed differences (paired) or
     every difference of an A value and a B value (unpaired). ``sd``: the sd that power uses (of the
     paired differences, or the pooled sd of the arms).
@@ -155,14 +157,8 @@ def _paired(va: np.ndarray, vb: np.ndarray, seeds: tuple[int, ...], n_a: int, n_
     half = _tq(df, confidence) * sd / math.sqrt(n)
     # The paired t-test (scipy.stats.ttest_rel, computed here from its definition: tests check they agree).
     p = _t_p(diff / (sd / math.sqrt(n)), df) if var_d > 0 else math.nan
-    pct_lo = pct_hi = math.nan
-    if scale > 1e-12:
-        r = mean_a / mean_b
-        e = va - r * vb  # linearisation of the ratio estimator (delta method), paired
-        se_r = math.sqrt(max(_var(e), 0.0) / n) / scale
-        centre = 100.0 * diff / scale
-        pct_half = 100.0 * _tq(df, confidence) * se_r
-        pct_lo, pct_hi = centre - pct_half, centre + pct_half
+    cov = np.cov(va, vb, ddof=1)
+    pct_lo, pct_hi = fieller_pct(mean_a, mean_b, cov[0, 0] / n, cov[1, 1] / n, cov[0, 1] / n, _tq(df, confidence))
     return Contrast(PAIRED, **base, diff_lo=diff - half, diff_hi=diff + half, p=p, pct_lo=pct_lo, pct_hi=pct_hi, df=float(df))
 
 
@@ -187,16 +183,32 @@ def _welch(va: np.ndarray, vb: np.ndarray, seeds: tuple[int, ...], confidence: f
     df = se2**2 / (sa**2 / (n_a - 1) + sb**2 / (n_b - 1))
     half = _tq(df, confidence) * math.sqrt(se2)
     p = _t_p(diff / math.sqrt(se2), df)  # Welch's t-test (scipy.stats.ttest_ind(equal_var=False))
-    pct_lo = pct_hi = math.nan
-    if scale > 1e-12:
-        r = mean_a / mean_b
-        ua, ub = sa, r * r * sb  # Var(mean_A) + r^2 Var(mean_B): independent arms
-        se_r = math.sqrt(ua + ub) / scale
-        df_r = (ua + ub) ** 2 / (ua**2 / (n_a - 1) + ub**2 / (n_b - 1)) if ua + ub > 0 else df
-        centre = 100.0 * diff / scale
-        pct_half = 100.0 * _tq(df_r, confidence) * se_r
-        pct_lo, pct_hi = centre - pct_half, centre + pct_half
+    pct_lo, pct_hi = fieller_pct(mean_a, mean_b, sa, sb, 0.0, _tq(df, confidence))
     return Contrast(WELCH, **base, diff_lo=diff - half, diff_hi=diff + half, p=p, pct_lo=pct_lo, pct_hi=pct_hi, df=float(df))
+
+
+def fieller_pct(mean_a: float, mean_b: float, var_a: float, var_b: float, cov_ab: float, t: float) -> tuple[float, float]:
+    """Fieller's interval of the relative change 100 (mean_a - mean_b) / |mean_b|, in %.
+
+    The ratio rho = mean_a / mean_b is in the interval when |mean_a - rho mean_b| <= t se(mean_a - rho mean_b),
+    with var_a, var_b, cov_ab the (co)variances of the two *means*: the reference's own uncertainty is
+    included, and at rho = 1 the criterion is the t-test of the difference itself, so the interval
+    excludes 0% exactly when that test is significant. (``t``: the test's quantile.) NaN when the
+    reference mean is not distinguishable from 0 (the set is then unbounded)."""
+    if not all(math.isfinite(x) for x in (mean_a, mean_b, var_a, var_b, cov_ab, t)) or abs(mean_b) <= 1e-12:
+        return math.nan, math.nan
+    q = t * t
+    qa = mean_b * mean_b - q * var_b
+    qb = -2.0 * (mean_a * mean_b - q * cov_ab)
+    qc = mean_a * mean_a - q * var_a
+    disc = qb * qb - 4.0 * qa * qc
+    if qa <= 0 or disc < 0:
+        return math.nan, math.nan
+    root = math.sqrt(disc)
+    lo, hi = (-qb - root) / (2.0 * qa), (-qb + root) / (2.0 * qa)
+    sign = 1.0 if mean_b > 0 else -1.0
+    ends = sorted((100.0 * (lo - 1.0) * sign, 100.0 * (hi - 1.0) * sign))
+    return ends[0], ends[1]
 
 
 # ----------------------------------------------------------------------------------

@@ -302,7 +302,7 @@ def test_text(an: Analysis) -> str:
     how = " and ".join(used) if used else f"no test (fewer than {stats.MIN_SEEDS_TEST} seeds per arm)"
     return (
         f"Test: {how}, two-sided. Loss terms: \u0394% = 100 (variant \u2212 baseline) / |baseline| with a 95% "
-        "delta-method interval that includes the baseline's own uncertainty (and, paired, the arms' covariance); "
+        "Fieller interval that includes the baseline's own uncertainty (and, paired, the arms' covariance) and excludes 0 exactly when the test is significant; "
         "SSIM and LPIPS: absolute \u0394; PSNR: \u0394 in dB; each with its 95% t-interval. "
         f"With fewer than {stats.MIN_SEEDS_TEST} seeds: no test and no t-interval, the range of the per-seed "
         "differences in parentheses. "
@@ -338,11 +338,11 @@ def delta_blocks(an: Analysis) -> list[Block]:
     if main:
         blocks.append(_with_caption(tables.table1(comp, an.runs, an.variants, an.baseline, main),
                                     "Table 1 layout: stabilisers, TTUR and loss weights per variant, and the change of the face, "
-                                    "transfer and reconstruction losses against the baseline (\u0394% [95% delta-method interval]), "
+                                    "transfer and reconstruction losses against the baseline (\u0394% [95% Fieller interval]), "
                                     "each followed by its \u03bb-normalised change." + family_note("Table 1")))
     for keys, caption, family in (
-        ([k for k in tables.g_loss_keys() if k in an.keys], "Other generator loss terms (\u0394% [95% delta-method interval]).", "other generator terms"),
-        ([k for k in tables.d_loss_keys() if k in an.keys], "Discriminator loss terms (\u0394% [95% delta-method interval]).", "discriminator terms"),
+        ([k for k in tables.g_loss_keys() if k in an.keys], "Other generator loss terms (\u0394% [95% Fieller interval]).", "other generator terms"),
+        ([k for k in tables.d_loss_keys() if k in an.keys], "Discriminator loss terms (\u0394% [95% Fieller interval]).", "discriminator terms"),
         ([k for k in tables.eval_keys() if k in an.keys],
          "Evaluation metrics on the fixed validation pairs: absolute \u0394 [95% t-interval] (PSNR in dB); higher is better "
          "for SSIM and PSNR, lower for LPIPS. Only metrics that were computed are shown.", "evaluation metrics"),
@@ -385,7 +385,7 @@ def factor_blocks(an: Analysis) -> list[Block]:
     n = int(comp["p"].notna().sum())
     tests = sorted(set(comp["test"]) - {"none"}) or ["no test (too few seeds)"]
     blocks.append(Table(columns, rows, caption=(
-        f"A \u2212 B on each metric: {', '.join(tests)}; \u0394% [95% delta-method interval] for loss terms, absolute "
+        f"A \u2212 B on each metric: {', '.join(tests)}; \u0394% [95% Fieller interval] for loss terms, absolute "
         f"\u0394 [95% t-interval] for the eval metrics (PSNR in dB); marked {DAGGER}: Holm-adjusted p < {stats.ALPHA} "
         f"across the {n} tests of this table.")))
     return blocks
@@ -426,7 +426,7 @@ def scorecard_blocks(an: Analysis) -> list[Block]:
         f"after Holm correction across these {m} claims (Holm p < {C.ALPHA}) with the claimed sign, **contradicted** when "
         "significant with the other sign, **inconclusive** otherwise. Ours: the estimate on the claim's scale (\u0394% of "
         "the reference arm for loss terms, absolute for SSIM and stability measures, dB for PSNR) with its 95% interval "
-        "(paired t or Welch t; delta method for \u0394%), or, below 3 seeds, the range of the per-seed differences. "
+        "(paired t or Welch t; Fieller interval for \u0394%), or, below 3 seeds, the range of the per-seed differences. "
         f"For inconclusive claims: the smallest effect detectable with 80% power at this n and \u03b1/{m}, and the seeds "
         "that would detect the paper's value (or the observed estimate) from the seed-to-seed sd observed "
         "(statsmodels TTestPower / TTestIndPower). Statements and sections: Findings; every number: data/claims.csv."

@@ -1,5 +1,5 @@
 """Statistics of a study from its metric frames: final-window values, comparisons with the baseline
-(paired-by-seed or Welch contrasts of lwgan.report.contrast, Δ% with a delta-method interval,
+(paired-by-seed or Welch contrasts of lwgan.report.contrast, Δ% with a Fieller interval,
 Holm-corrected marks, Hedges' g) and the EMA of the curves; the
 stability measures are lwgan.report.stability's.
 
@@ -167,7 +167,7 @@ def compare_to_baseline(
 ) -> pd.DataFrame:
     """Per (variant, key): the contrast of the variant with the baseline (``lwgan.report.contrast``:
     paired by seed where both ran the same seeds, Welch otherwise; no test and the per-seed range
-    below 3 seeds), on the metric's scale: ``delta_pct`` with its delta-method interval for loss
+    below 3 seeds), on the metric's scale: ``delta_pct`` with its Fieller interval for loss
     terms (the baseline's uncertainty included), the absolute ``diff`` for SSIM / LPIPS / PSNR (dB)
     and the rest (``scale``). ``p_holm``: Holm across every test of the same family (``families``:
     key -> family name, e.g. the table it is shown in; default: one family for all keys);

@@ -103,7 +103,7 @@ def fmt_mean_ci(mean: float, half: float) -> str:
 def fmt_p(p: float) -> str:
     if not math.isfinite(p):
         return NO
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def _num(x: float, relative: bool, unit: str = "") -> str:
@@ -114,7 +114,7 @@ def _num(x: float, relative: bool, unit: str = "") -> str:
 
 def delta_cell(row: Mapping[str, Any]) -> Cell:
     """The change against the baseline on the metric's scale: ``-12.80% [-15.1, -10.4]`` for loss terms
-    (delta-method interval), ``+0.021 [+0.004, +0.038]`` for SSIM, ``-7.2 dB [...]`` for PSNR; with
+    (Fieller interval), ``+0.021 [+0.004, +0.038]`` for SSIM, ``-7.2 dB [...]`` for PSNR; with
     fewer than 3 seeds ``(range a .. b)`` of the per-seed differences. Bold and marked only when the
     Holm-corrected test is significant (``marked``)."""
     if row["n_var"] == 0:
@@ -130,9 +130,11 @@ def delta_cell(row: Mapping[str, Any]) -> Cell:
     if not math.isfinite(est):
         return Cell(NO)
     text = _num(est, relative, unit)
-    digits = ".3g"
+    digits = ".1f" if relative else ".3g"
     if math.isfinite(lo) and math.isfinite(hi):
         text += f" [{lo:+{digits}}, {hi:+{digits}}]"
+    elif relative and row.get("test", "none") != "none" and math.isfinite(row.get("p", math.nan)):
+        text += " [unbounded]"  # Fieller: the baseline mean is not distinguishable from 0
     elif math.isfinite(rlo) and math.isfinite(rhi) and (row.get("n_pairs", 0) >= 2 or min(row["n_var"], row["n_base"]) >= 2):
         text += f" (range {rlo:+{digits}} .. {rhi:+{digits}})"
     marked = bool(row.get("marked", False))

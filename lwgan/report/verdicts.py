@@ -104,7 +104,7 @@ def arms(values: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
 class ClaimResult:
     """A claim, the contrast of its arms and the verdict. ``estimate``/``low``/``high`` are on the
     claim's scale (``scale``: "%" of the reference, else the metric's unit); ``interval`` says what
-    low/high are (a 95% t- or delta-method interval, or the range of per-seed differences)."""
+    low/high are (a 95% t- or Fieller interval, or the range of per-seed differences)."""
 
     claim: Claim
     contrast: C.Contrast
@@ -135,7 +135,7 @@ def _interval_name(c: C.Contrast, relative: bool) -> str:
         if c.n_a and c.n_b:
             return "range of variant - reference over all seed combinations"
         return ""
-    kind = "delta-method" if relative else "t"
+    kind = "Fieller" if relative else "t"
     return f"95% {kind} interval, {c.test}"
 
 
@@ -248,19 +248,19 @@ def estimate_text(r: ClaimResult) -> str:
     unit = "%" if r.relative else ("" if r.scale == "abs" else f" {r.scale}")
     if not math.isfinite(r.estimate):
         return "\u2013"
-    digits = 2 if r.relative else 3
-    est = f"{r.estimate:+.{digits}f}{unit}" if r.relative else f"{r.estimate:+.{digits}g}{unit}"
+    est = f"{r.estimate:+.2f}{unit}" if r.relative else f"{r.estimate:+.3g}{unit}"
+    end = (lambda x: f"{x:+.1f}") if r.relative else (lambda x: f"{x:+.3g}")
     if not (math.isfinite(r.low) and math.isfinite(r.high)):
-        return est
+        return est + (" [unbounded]" if r.relative and r.contrast.tested else "")
     if r.contrast.test == C.NO_TEST:
-        return f"{est} (range {r.low:+.{digits}g} .. {r.high:+.{digits}g})"
-    return f"{est} [{r.low:+.{digits}g}, {r.high:+.{digits}g}]"
+        return f"{est} (range {end(r.low)} .. {end(r.high)})"
+    return f"{est} [{end(r.low)}, {end(r.high)}]"
 
 
 def p_text(p: float) -> str:
     if p is None or not math.isfinite(p):
         return "\u2013"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def power_text(r: ClaimResult) -> str:
