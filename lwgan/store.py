@@ -22,7 +22,7 @@ PREFLIGHT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TI
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
 # The driver during a study (set only where the user has not): a dead server costs ~1 s per try, a hung one 2 x 10 s.
 DRIVER_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-              "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5"}
+              "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # an int
 SQLITE_LOCK_TIMEOUT_S = 300.0
 UNREACHABLE_MARKERS = ("failed with exception", "Max retries exceeded", "Connection refused", "ConnectionError",
                        "Read timed out", "RemoteDisconnected", "Connection aborted", "too many 5")
