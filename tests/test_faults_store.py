@@ -188,3 +188,14 @@ def test_replaying_a_half_sent_backlog_adds_no_duplicate_points(tmp_path):
     flaky.down = False
     assert client.flush(force=True)
     assert [m.step for m in raw.get_metric_history(run, "m")] == [0, 1, 2, 3]
+
+
+def test_driver_and_preflight_settings_are_values_mlflow_accepts(monkeypatch):
+    from mlflow import environment_variables
+
+    from lwgan.store import DRIVER_ENV, PREFLIGHT_ENV
+
+    for values in (DRIVER_ENV, PREFLIGHT_ENV):
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+            assert getattr(environment_variables, key).get() == float(value)  # raises on a value of the wrong type
