@@ -98,7 +98,15 @@ def test_run_warns_before_starting_with_fewer_than_three_seeds(tmp_path):
     assert command_run(args, stream=out) == 0
     assert "warning: 2 seeds per variant: no significance test will be possible" in out.getvalue()
     assert "none of its 1 claims can get a verdict" in out.getvalue()
+    assert "1 claims (1 delta): the report tests each and gives a verdict" in out.getvalue()
     args.seeds = 3
     out = io.StringIO()
     command_run(args, stream=out)
     assert "warning" not in out.getvalue()
+
+
+def test_a_search_takes_no_claims():
+    with pytest.raises(StudyError) as err:
+        parse_study({"name": "s", "search": {"lr_G": {"type": "log_uniform", "low": 1e-5, "high": 1e-3}},
+                     "claims": [claim(variant="E2", metric=vocab.G_FACE, paper="-1%")]}, "f.yaml")
+    assert err.value.key == "claims"

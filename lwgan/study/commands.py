@@ -81,6 +81,12 @@ def plan_text(resolved: ResolvedStudy) -> str:
         for t in resolved.trials:
             diff = ", ".join(f"{k}={format_value(v)}" for k, v in t.overrides.items()) or "-"
             out.append(f"{t.trial_id:<{width}}  {t.variant:<{vwidth}}  {t.seed:<4}  {steps_text(t.config):<5}  {diff}")
+        if spec.claims:
+            kinds = {}
+            for c in spec.claims:
+                kinds[str(c.kind)] = kinds.get(str(c.kind), 0) + 1
+            out.append(f"{len(spec.claims)} claims ({', '.join(f'{n} {k}' for k, n in kinds.items())}): the report tests each "
+                       "and gives a verdict (confirmed / contradicted / inconclusive, Holm across the claims)")
     else:
         from lwgan.study.space import describe_space
 
