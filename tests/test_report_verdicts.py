@@ -85,7 +85,7 @@ def test_too_few_seeds_is_inconclusive_with_the_range():
     assert (r.low, r.high) == (pytest.approx(100 * -2.0 / 10.5), pytest.approx(100 * -1.1 / 10.5))  # per-seed differences
     assert "too few seeds" in r.note and math.isfinite(r.seeds_needed)
     missing = V.evaluate_claims([delta("E9.face", "E9", FACE, -1.0)], frame(rows))[0]
-    assert missing.verdict is vocab.Verdict.INCONCLUSIVE and "no completed run of E9" in missing.note
+    assert missing.verdict is vocab.Verdict.INCONCLUSIVE and "no value of loss/G_face for E9" in missing.note
 
 
 def test_unweighted_terms_divide_by_the_runs_weight():

@@ -140,10 +140,9 @@ def _interval_name(c: C.Contrast, relative: bool) -> str:
 
 
 def _why_untested(c: C.Contrast, claim: Claim) -> str:
-    if c.n_a == 0:
-        return f"no completed run of {claim.variant}"
-    if c.n_b == 0:
-        return f"no completed run of {claim.against}"
+    for arm, n in ((claim.variant, c.n_a), (claim.against, c.n_b)):
+        if n == 0:
+            return f"no value of {claim.metric} for {arm} (no completed run, or the measure needs a longer history)"
     if c.test == C.NO_TEST:
         n = c.n_pairs if c.n_pairs else min(c.n_a, c.n_b)
         return f"too few seeds for a test ({n} {'pairs' if c.n_pairs else 'in the smaller arm'}; needs {C.MIN_SEEDS_TEST})"
