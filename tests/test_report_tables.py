@@ -171,3 +171,17 @@ def test_pdf_helpers_escape_markers_and_fit_columns():
     widths = column_widths(table, lambda text, bold: 2.0 * len(text), total=180.0)
     assert sum(widths) == pytest.approx(180.0)
     assert widths[0] >= 2.0 * 10  # the short column keeps its natural width
+
+
+def test_report_text_names_no_machine_paths(tmp_path):
+    from pathlib import Path
+
+    from lwgan.report.builder import portable_blocks, portable_text
+    from lwgan.report.document import Bullets, Paragraph
+
+    project = tmp_path / "proj"
+    home = str(Path.home())
+    text = f"sqlite:///{project}/mlflow.db; {project}/lwgan/studies/e.yaml; {home}/.cache/lwgan-study/synth; {project}x/other"
+    assert portable_text(text, project) == f"sqlite:///mlflow.db; lwgan/studies/e.yaml; ~/.cache/lwgan-study/synth; {project}x/other"
+    blocks = portable_blocks([Paragraph(f"in {project}/a"), Bullets([f"{home}/b"]), Table(["c"], [[Cell(f"{project}/c")]], caption=f"{home}")], project)
+    assert blocks[0].text == "in a" and blocks[1].items == ["~/b"] and blocks[2].rows[0][0].text == "c" and blocks[2].caption == "~"
