@@ -196,6 +196,8 @@ def evaluate_claims(
             effect_raw = c.diff
             needed_for = "the observed estimate"
         needed = C.seeds_needed(effect_raw, c.sd, c.paired or c.n_pairs >= 2, alpha_power, power) if analyse else math.nan
+        if math.isfinite(needed):
+            needed = max(needed, float(C.MIN_SEEDS_TEST))  # the procedure tests from MIN_SEEDS_TEST seeds on
         note = _why_untested(c, claim)
         out.append(ClaimResult(claim, c, relative, estimate, low, high, _interval_name(c, relative), float(ph), verdict,
                                sign_agrees, paper_in, mde, needed, needed_for, alpha_power, note))
@@ -276,6 +278,8 @@ def power_text(r: ClaimResult) -> str:
         parts.append(f"> {C.MAX_SEEDS_REPORTED} seeds to detect {r.seeds_needed_for}")
     elif math.isfinite(r.seeds_needed):
         parts.append(f"{int(r.seeds_needed)} seeds to detect {r.seeds_needed_for}")
+    if parts and r.contrast.n < C.MIN_SEEDS_TEST:
+        parts.append(f"the seed-to-seed sd comes from only {r.contrast.n} seeds")
     return "; ".join(parts)
 
 
