@@ -164,7 +164,7 @@ def _start_server(folder: Path, port: int) -> subprocess.Popen:
             "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     log = open(folder / f"server-{time.time_ns()}.log", "w")
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
 
 
 def _healthy(port: int) -> bool:
@@ -193,7 +193,8 @@ def test_store_down_and_back_mid_study_loses_no_metric_point(env, tmp_path, monk
         assert _wait_for(lambda: _healthy(port), 180), "the MLflow server did not start"
         path, storage = study_file(tmp_path, VARIANTS, name="outage"), tmp_path / "runs"
         proc = _driver(path, storage, 200, 0.2)  # ~40 s per trial: the outage falls inside the study
-        assert _wait_for(lambda: _running_with_steps(storage, "outage", 10), 240), "no trial ran in time"
+        assert _wait_for(lambda: proc.poll() is not None or _running_with_steps(storage, "outage", 10), 240), "no trial ran in time"
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
         _stop_server(server)
         time.sleep(5)  # trials keep training, the driver keeps their metrics on disk
         server = _start_server(tmp_path, port)
