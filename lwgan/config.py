@@ -164,8 +164,8 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # auto = bf16 autocast on CUDA or on a CPU with AMX / AVX-512 BF16 units, else fp32 (lwgan.train.precision)
     precision: str = "auto"
-    # G, D, backbones and images in NHWC. None = auto: on with bf16 and on CUDA; off for fp32 on a CPU,
-    # where oneDNN's fp32 NHWC convolutions measured slower (BENCHMARKS.md, "Training step").
+    # G, D, backbones and images in NHWC. None = auto: on CUDA; off on a CPU, where NHWC measured no
+    # faster with bf16 and slower with fp32 (BENCHMARKS.md, "Precision and layout").
     channels_last: bool | None = None
     num_threads: int | None = None  # torch intra-op threads; None = leave as is
     divergence_threshold: float = 1e6  # |loss| above this (or non-finite) = diverged

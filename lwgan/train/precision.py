@@ -108,8 +108,9 @@ def resolve_precision(setting: str, device: torch.device, cpu_units: tuple[str, 
 
 
 def use_channels_last(setting: bool | None, precision: Precision) -> bool:
-    """The config's ``channels_last`` (None = auto): NHWC with bf16 or on CUDA; on a CPU in fp32 the
-    NCHW layout stays, since oneDNN's fp32 NHWC convolutions measured ~2x slower at 64 px."""
+    """The config's ``channels_last`` (None = auto): NHWC on CUDA (cuDNN's bf16 / tensor-core kernels
+    want it); NCHW on a CPU, where it measured no faster with bf16 (0.584 vs 0.575 CPU s per small
+    step) and ~10-50% slower with fp32 (BENCHMARKS.md, "Precision and layout")."""
     if setting is not None:
         return bool(setting)
-    return precision.bf16 or precision.device_type == "cuda"
+    return precision.device_type == "cuda"
