@@ -247,3 +247,25 @@ def test_two_runs_of_a_study_give_identical_per_trial_metrics(tmp_path, monkeypa
     for trial_id, metrics in finals[0].items():
         assert metrics and metrics == finals[1][trial_id], trial_id
     assert finals[0]["baseline-s0"] != finals[0]["baseline-s1"]  # the seed matters: the check can fail
+
+
+# --- several studies starting together on a new SQLite store -----------------------------------
+
+def test_studies_started_together_on_a_new_sqlite_store_all_complete(env, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/fresh/mlflow.db"  # does not exist yet: the first users create and migrate it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    procs = []
+    for name in ("race1", "race2", "race3"):
+        path = study_file(tmp_path, {"a": {"lr_G": 1e-4}}, name=name)
+        procs.append(_driver(path, tmp_path / "runs", 10, 0.01))
+    try:
+        outs = [p.communicate(timeout=600)[0] for p in procs]
+    finally:
+        for p in procs:
+            _kill_group(p)
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0 and "Traceback" not in out, out[-3000:]
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lwgan-study")
+    parents = client.search_runs([exp.experiment_id], "tags.`lwgan.role` = 'study'")
+    assert sorted(r.info.run_name for r in parents) == ["race1", "race2", "race3"]
