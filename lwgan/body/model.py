@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from lwgan.errors import DataError
 
 NUM_BETAS = 10
 MIN_VERTICES = 6890  # smplx appends extra joints from SMPL vertex ids up to 6787
+# redirect_stdout swaps the process-wide sys.stdout: two threads loading at once would restore each
+# other's StringIO and leave stdout captured, so the swap is serialised.
+_STDOUT_SWAP = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class BodyModel(torch.nn.Module):
         if arrays["weights"].shape != (num_vertices, NUM_JOINTS):
             raise DataError(f"{source}: 'weights' has shape {arrays['weights'].shape}, expected ({num_vertices}, {NUM_JOINTS})")
         struct = smplx.utils.Struct(**arrays)
-        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning about 10 betas at every load
+        with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning about 10 betas at every load
             self.smpl = smplx.SMPL(
                 model_path=source, data_struct=struct, num_betas=NUM_BETAS, batch_size=1,
                 create_betas=False, create_global_orient=False, create_body_pose=False, create_transl=False,
