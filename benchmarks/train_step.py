@@ -1,7 +1,7 @@
 """Throughput and peak memory of one full LWGAN training step, fp32 and bf16 side by side in one run.
 
 Usage: python benchmarks/train_step.py [--profiles small] [--device cpu] [--variants fp32,bf16+cl]
-       [--iters 5] [--repeats 3] [--threads N] [--batch B] [--json FILE]
+       [--iters 5] [--repeats 3] [--threads N] [--batch B] [--json FILE] [--in-process]
 
 A variant is a precision (fp32 | bf16) with optional ``+cl`` (channels_last) and ``+compile``
 (torch.compile of G and D). One full step = pair geometry (warm correspondence cache) + G forward +
@@ -103,6 +103,47 @@ def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | 
     }
 
 
+def in_process(profile: str, device: str, variants: list[str], iters: int, repeats: int, batch: int | None) -> list[dict]:
+    """All variants' trainers in this one process, their steps interleaved repeat by repeat: every
+    variant meets the same load, and CPU time (one thread) is the fair measure on a shared machine."""
+    from lwgan.profiles import resolve_config
+    from lwgan.train.pair_stream import batches
+    from lwgan.train.trainer import Trainer
+
+    trainers = {}
+    for label in variants:
+        v = Variant.parse(label)
+        flat = {"device": device, "max_steps": iters + 1, "precision": v.precision, "channels_last": v.channels_last}
+        if batch is not None:
+            flat["batch_size"] = batch
+        trainer = Trainer(resolve_config(profile, flat), tempfile.mkdtemp(prefix="lwgan-step-"), progress=False, profile=profile)
+        trainer.prepare()
+        if v.compile:
+            trainer.G = trainer.objective.G = torch.compile(trainer.G)
+            trainer.D = trainer.objective.D = torch.compile(trainer.D)
+        trainers[label] = trainer
+    size = next(iter(trainers.values())).cfg.data.batch_size
+    data = list(batches(next(iter(trainers.values())).stream, size, 0, size * (iters + 1)))
+    for trainer in trainers.values():
+        for b in data:
+            trainer._pair_geometry(b)
+        trainer._train_step(data[0], 0)
+    rows = []
+    for _ in range(repeats):
+        for label, trainer in trainers.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for i, b in enumerate(data[1:]):
+                trainer._train_step(b, i + 1)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds, cpu_seconds = (time.perf_counter() - start) / iters, (time.process_time() - cpu_start) / iters
+            rows.append({"profile": profile, "device": device, "variant": label, "precision": trainer.precision.name,
+                         "size": trainer.cfg.model.image_size, "batch": size, "threads": torch.get_num_threads(),
+                         "s_per_step": seconds, "cpu_s_per_step": cpu_seconds, "images_per_s": size / seconds,
+                         "warmup_s": float("nan"), "peak_mib": float("nan"), "peak_kind": "n/a (one process)"})
+    return rows
+
+
 def run_child(profile: str, device: str, variant: str, iters: int, batch: int | None, threads: int | None) -> dict:
     cmd = [sys.executable, __file__, "--one", profile, device, variant, "--iters", str(iters)]
     if batch is not None:
@@ -162,6 +203,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the profile's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the raw rows and the summary to this file")
+    p.add_argument("--in-process", action="store_true", help="all variants in this process, interleaved (no peak memory)")
     p.add_argument("--one", nargs=3, metavar=("PROFILE", "DEVICE", "VARIANT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
@@ -174,10 +216,14 @@ def main() -> None:
         raise SystemExit(f"--device {args.device}: CUDA is not available here")
     variants = [Variant.parse(v).label for v in args.variants.split(",")]
     rows = []
-    for _ in range(args.repeats):
+    if args.in_process:
         for profile in args.profiles.split(","):
-            for v in variants:
-                rows.append(run_child(profile, args.device, v, args.iters, args.batch, args.threads))
+            rows += in_process(profile, args.device, variants, args.iters, args.repeats, args.batch)
+    else:
+        for _ in range(args.repeats):
+            for profile in args.profiles.split(","):
+                for v in variants:
+                    rows.append(run_child(profile, args.device, v, args.iters, args.batch, args.threads))
     summary = summarise(rows, variants)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else (platform.processor() or platform.machine())
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, {name}; {args.iters} timed steps x {args.repeats} repeats\n")
