@@ -237,6 +237,9 @@ class StudyTracker:
             _T.DATASET_KIND: str(info.get("dataset", {}).get("kind", "")),
             _T.DEVICE: str(info.get("device", "")),
         }
+        if info.get("precision"):
+            reason = info.get("precision_reason")
+            tags[_T.PRECISION] = str(info["precision"]) + (f" ({reason})" if reason else "")
         self._set_tags(run_id, tags)
 
     def end_trial(self, run_id: str, status: str, out_dir: Path | None, step: int | None = None, error: str | None = None) -> None:

@@ -84,6 +84,7 @@ def fill_store(root: Path) -> tuple[str, str]:
             "lwgan.seed": str(seed), "lwgan.status": status,
             "lwgan.backbone_status": json.dumps({"vgg19": "stand-in", "sphereface20": "stand-in"}),
             "lwgan.body_model": "generated", "lwgan.dataset": "synthetic:/cache/synth", "lwgan.device": "cpu",
+            "lwgan.precision": "bf16 (CPU with avx512_bf16)",
         }
         steps = STEPS
         if status == "diverged":
@@ -176,6 +177,7 @@ def test_report_accounts_for_failures_and_stand_ins(study):
     design = _section(md, "Design")
     assert "**VGG19: untrained stand-in \u2014 perceptual losses are not comparable with the paper.**" in design
     assert "abc1234" in design and "torch 2.13.0" in design and "Profile: tiny" in design
+    assert "Precision: bf16 (CPU with avx512_bf16)" in design
     assert "gp_weight: 0 \u2192 10" in design
     findings = _section(md, "Findings")
     assert "**gp10** differs from the baseline" in findings and "No metric of ttur differs" in findings

@@ -47,6 +47,7 @@ def test_real_study_through_ray_and_the_trainer(tmp_path, monkeypatch, capsys):
         assert tags["lwgan.role"] == "trial" and tags["lwgan.status"] == "completed" and run.info.status == "FINISHED"
         assert tags["lwgan.variant"] == trial_id.split("-s")[0] and tags["lwgan.seed"] == "0"
         assert tags["lwgan.dataset_kind"] == "synthetic" and tags["lwgan.device"] == "cpu"
+        assert tags["lwgan.precision"].split(" (")[0] in {"bf16", "fp32"}  # resolved by precision: auto, with its reason
         status = json.loads(tags["lwgan.backbone_status"])
         assert set(status.values()) <= {"stand-in", "pretrained", "absent"} and status["lpips"] == "absent"  # quality metrics: absent without weights
         assert params["max_steps"] == str(STEPS) and params["image_size"] == "32" and params["seed"] == "0"

@@ -228,6 +228,7 @@ def design_blocks(data: StudyRuns, an: Analysis) -> list[Block]:
         f"Body model: {body_text}",
         f"Backbones: {'; '.join(backbone_status) if backbone_status else 'status not recorded'}",
         f"Device: {', '.join(_unique_tag(data.runs, vocab.Tag.DEVICE)) or 'not recorded'}",
+        f"Precision: {'; '.join(_unique_tag(data.runs, vocab.Tag.PRECISION)) or 'not recorded'}",
         f"Git commit: {tags.get(vocab.Tag.GIT_COMMIT, 'not recorded')}",
         "Package versions: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else "not recorded"),
     ]
