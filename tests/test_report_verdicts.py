@@ -104,6 +104,36 @@ def test_claims_frame_round_trips_every_verdict():
     assert V.summary_text(res) == "1 confirmed, 1 contradicted, 1 inconclusive of 3 claims"
 
 
+
+def test_publishing_twice_leaves_one_row_per_claim_on_the_parent_run(tmp_path):
+    """A rebuilt report (``run`` then ``report``) replaces the verdicts on the parent run, never appends."""
+    from mlflow.tracking import MlflowClient
+
+    from lwgan.catalog.store import read_verdicts
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'store.db'}")
+    exp = client.create_experiment("verdicts", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(exp).info.run_id
+    res = V.evaluate_claims(CLAIMS, VALUES)
+    V.publish(client, run_id, res)
+    V.publish(client, run_id, res)
+    table = read_verdicts(client, client.get_run(run_id))
+    assert list(table["id"]) == ["E1.face", "E2.face", "E3.face"]
+    assert list(table["verdict"]) == ["confirmed", "contradicted", "inconclusive"]
+    assert client.get_run(run_id).data.tags[vocab.Tag.CLAIMS_SUMMARY] == V.summary_text(res)
+
+
+def test_power_solver_failures_stay_quiet_in_a_fresh_interpreter():
+    """statsmodels turns its ConvergenceWarning to 'always' on first import; a failed solve must not reach stderr."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\nfrom lwgan.report.contrast import seeds_needed\n"
+            "[seeds_needed(e, 1.0, True, alpha=0.05 / 20) for e in np.linspace(0.5, 20, 40)]\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ConvergenceWarning" not in out.stderr and "Failed to converge" not in out.stderr
+
 # ----------------------------------------------------------------------------------
 # The whole procedure on simulated studies
 # ----------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def store(tmp_path_factory) -> Store:
     for v in VERDICTS:
         tracker.client.set_tag(run_b, Tag.claim(v["id"]), f"{v['verdict']}: {v['detail']}")
     tracker.client.set_tag(run_b, Tag.CLAIMS_SUMMARY, "1 confirmed of 1")
-    tracker.client.log_table(run_b, data=pd.DataFrame(VERDICTS), artifact_file="claims.json")
+    tracker.client.log_dict(run_b, json.loads(pd.DataFrame(VERDICTS).to_json(orient="split", index=False)), "claims.json")
     report = root / "report"
     report.mkdir()
     (report / "report.md").write_text("# tiny-ab\n")

@@ -253,6 +253,10 @@ def fisher_ci(r: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, 
 
 
 def _power_solver(paired: bool):
+    # statsmodels' sm_exceptions runs warnings.simplefilter("always", ConvergenceWarning) when first
+    # imported, which it does lazily inside a failed solve, i.e. inside our catch_warnings: its filter
+    # then outranks our "ignore" and the warning reaches the user. Importing it here, first, keeps it quiet.
+    import statsmodels.tools.sm_exceptions  # noqa: F401
     from statsmodels.stats.power import TTestIndPower, TTestPower
 
     return TTestPower() if paired else TTestIndPower()

@@ -22,7 +22,7 @@ from lwgan.report.findings import findings
 from lwgan.report.stability import StabilitySettings, stability_finals, stability_frame
 
 BACKBONE_NAMES = {"vgg19": ("VGG19", "perceptual losses"), "sphereface20": ("SphereFace-20", "face losses"),
-                  "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS-VGG16", "LPIPS scores"),
+                  "sphereface": ("SphereFace-20", "face losses"), "lpips": ("LPIPS", "LPIPS scores"),
                   "inception_v3": ("Inception-v3", "FID / KID scores")}
 
 

@@ -322,4 +322,5 @@ def publish(client, parent_run_id: str, results: Sequence[ClaimResult]) -> None:
     client.set_tag(parent_run_id, vocab.Tag.CLAIMS_SUMMARY, summary_text(results))
     frame = claims_frame(results)
     table = json.loads(frame.to_json(orient="split", index=False))
-    client.log_table(parent_run_id, data=pd.DataFrame(table["data"], columns=table["columns"]), artifact_file="claims.json")
+    # log_dict replaces the file; log_table would append, so a rebuilt report would list every claim twice.
+    client.log_dict(parent_run_id, table, "claims.json")
