@@ -283,3 +283,24 @@ def test_trial_outcome_is_written_once_to_mlflow_and_the_state_file(tmp_path):
     assert diverged.data.tags[Tag.ERROR] == "diverged at step 3" and diverged.info.status == "FINISHED"
     with pytest.raises(ValueError, match="final state"):
         TrialOutcome(TrialStatus.RUNNING)
+
+
+CORE = ("train", "models", "render", "body", "data")  # the training core: a Ray trial and `train` run the same code
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_training_core_imports_neither_ray_nor_mlflow():
+    offenders = {str(p.relative_to(PACKAGE)): sorted(_imported_roots(p) & {"ray", "mlflow"})
+                 for sub in CORE for p in (PACKAGE / sub).rglob("*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    # the scan sees imports inside functions too (the tracked training run's lazy mlflow import lives outside the core)
+    assert "mlflow" in _imported_roots(PACKAGE / "tracked_train.py")

@@ -391,7 +391,7 @@ def test_report_writes_latex_beside_markdown(env, tmp_path, capsys):
 def test_train_track_records_one_run_and_resume_continues_it(tmp_path, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
-    from lwgan.train.track import RUN_FILE
+    from lwgan.tracked_train import RUN_FILE
 
     uri = f"sqlite:///{tmp_path / 'track.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -124,8 +124,8 @@ def command_train(args: argparse.Namespace) -> int:
             f"(set them in a config file or with --set KEY=PATH; see README 'Real data')"
         )
     tracked = None
-    if getattr(args, "track", False):  # the same MLflow store as the studies (lwgan.train.track)
-        from lwgan.train.track import TrackedRun
+    if getattr(args, "track", False):  # the same MLflow store as the studies (lwgan.tracked_train)
+        from lwgan.tracked_train import TrackedRun
 
         tracked = TrackedRun.open(cfg.to_flat(), out_dir, profile, resume)
     trainer = Trainer(cfg, out_dir, callbacks=[tracked] if tracked else (), progress=True, profile=profile)

@@ -1,7 +1,8 @@
 """``lwgan-study train --track``: one training run recorded in the project's MLflow store beside the
 studies, as a top-level run (role ``train``) with the flat config as params and the same metrics, tags
 and artifacts as a study's trial. ``--resume`` continues the same MLflow run (its id is kept in the
-run folder)."""
+run folder). It lives beside lwgan.tracking, not in lwgan.train, so the training core never imports MLflow.
+"""
 
 from __future__ import annotations
 
