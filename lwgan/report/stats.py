@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from lwgan import vocab
+from lwgan.report import contrast as C
+from lwgan.report.contrast import holm  # noqa: F401 - the one Holm adjustment, re-exported for stats' callers
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -136,21 +138,6 @@ def hedges_g(variant: Sequence[float], baseline: Sequence[float]) -> float:
     return float((a.mean() - b.mean()) / pooled * correction)
 
 
-def holm(pvalues: Iterable[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values; NaNs stay NaN and are not counted in the family."""
-    p = np.asarray(list(pvalues), dtype=float)
-    out = np.full(p.shape, math.nan)
-    valid = np.flatnonzero(np.isfinite(p))
-    m = valid.size
-    if m == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
-    running = 0.0
-    for rank, idx in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[idx]))
-        out[idx] = running
-    return out
-
 
 # ----------------------------------------------------------------------------------
 # Comparison with the baseline
@@ -176,7 +163,6 @@ def compare_to_baseline(
     ``finals`` holds one row per run and key (``final_values``) of *completed* runs only. Means come
     with their t-interval half-width from 3 seeds on, and always with their min and max.
     """
-    from lwgan.report import contrast as C
     from lwgan.report.verdicts import relative_scale, scale_unit
 
     lookup: dict[tuple[str, str], dict[int, float]] = {}
@@ -222,7 +208,6 @@ def compare_to_baseline(
 
 def apply_holm(comparison: pd.DataFrame) -> pd.DataFrame:
     """``p_holm`` (Holm within each ``family`` over the rows with a finite ``p``) and ``marked``."""
-    from lwgan.report import contrast as C
 
     out = comparison.copy()
     for _, idx in out.groupby("family", sort=False).groups.items():
