@@ -6,7 +6,8 @@ import pytest
 
 from lwgan.config import ConfigError, TrainConfig
 from lwgan.errors import UserError
-from lwgan.train.commands import build_config, command_train, help_keys_text, load_flat_yaml, parse_sets
+from lwgan.cli_flags import parse_sets
+from lwgan.train.commands import build_config, command_train, help_keys_text, load_flat_yaml
 
 
 def _args(**kw):

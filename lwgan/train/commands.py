@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import yaml
 
 from lwgan import vocab
-from lwgan.cli_flags import config_flags, parse_sets  # noqa: F401  (parse_sets: its old import path)
+from lwgan.cli_flags import config_flags
 from lwgan.config import CHOICES, FIELD_SECTION, FIELD_TYPES, SECTIONS, ConfigError, TrainConfig
 from lwgan.errors import UserError
 from lwgan.layering import config_layers, layer_config

@@ -362,7 +362,7 @@ class Trainer:
         changed = sorted(k for k in now if k not in RESUME_FREE_KEYS and saved.get(k) != now[k])
         if changed:
             diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
-            raise ConfigError(changed[0], f"differs from the checkpoint being resumed ({diffs})", f"the run's values, or a new --out", str(path))
+            raise ConfigError(changed[0], f"differs from the checkpoint being resumed ({diffs})", "the run's values, or a new --out", str(path))
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_G.load_state_dict(state["opt_G"])
