@@ -253,5 +253,5 @@ def test_the_report_says_when_a_quality_metric_is_absent():
     runs = pd.DataFrame({f"tag.{vocab.Tag.BACKBONE_STATUS}": [json.dumps(status)]})
     warnings, lines = backbone_lines(runs)
     assert warnings == []
-    assert "LPIPS-VGG16: absent (no weights given: no LPIPS scores)" in lines
+    assert "LPIPS: absent (no weights given: no LPIPS scores)" in lines
     assert "Inception-v3: pretrained" in lines
