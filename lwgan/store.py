@@ -1,6 +1,6 @@
 """The MLflow store before a study writes to it: a quick reachability check (seconds, not MLflow's minutes
 of HTTP retries) and, for a SQLite file, its creation and schema migration under a file lock, so any number
-of studies can start together against a new ``mlruns.db``.
+of studies can start together against a new SQLite store (the default ``mlflow.db``).
 
 Also the settings the study driver's HTTP client runs with (few retries, short timeout: an outage is
 handled by the driver's own backlog, lwgan.tracking_backlog, instead of blocking it), and the test that

@@ -256,7 +256,7 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
 
     assert resolve_tracking_uri("sqlite:////x/y.db") == "sqlite:////x/y.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////env/store.db")
-    assert resolve_tracking_uri(None) == "sqlite:////env/store.db"  # lwgan.tracking (when present) reads the env first
+    assert resolve_tracking_uri(None) == "sqlite:////env/store.db"  # lwgan.tracking reads the env first
 
 
 def test_report_package_never_imports_ray():

@@ -90,7 +90,7 @@ def build_report(
 
 def portable_text(text: str, project: Path) -> str:
     """Machine paths made portable: the project folder's prefix dropped (paths relative to the project,
-    ``sqlite:///mlruns.db``), the home folder written ``~``."""
+    ``sqlite:///mlflow.db``), the home folder written ``~``."""
     import re
 
     for root, short in ((str(project.resolve()), ""), (str(project), ""), (str(Path.home()), "~")):

@@ -4,8 +4,6 @@ frames (the schema is docs/INTERFACES.md, "MLflow schema"), and fetch the trials
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import math
 import os
@@ -55,18 +53,11 @@ class StudyRuns:
 
 
 def resolve_tracking_uri(explicit: str | None = None) -> str:
-    """The argument, else ``lwgan.tracking.tracking_uri()`` when that module exists, else
-    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db`` in the current directory."""
-    if explicit:
-        return explicit
-    if importlib.util.find_spec("lwgan.tracking") is not None:
-        tracking = importlib.import_module("lwgan.tracking")
-        if hasattr(tracking, "tracking_uri"):
-            return str(tracking.tracking_uri())
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{(Path.cwd() / 'mlruns.db').as_posix()}"
+    """The argument, else the project's store as lwgan.tracking finds it (``$MLFLOW_TRACKING_URI``,
+    mlflow.env at the project root, else ``sqlite:///<project>/mlflow.db``)."""
+    from lwgan.tracking import tracking_uri
+
+    return explicit or tracking_uri()
 
 
 def make_client(tracking_uri: str):
