@@ -152,6 +152,7 @@ class Trainer:
         inception, inception_status = build_inception(cfg.backbones.inception_weights)
         self.inception = inception.to(self.device) if inception is not None else None
         self.fid_set = val_set  # its fid_pairs fixed pairs are loaded at the last step only (not held in memory)
+        fid_note = inception_status.note if inception is None else f"{inception_status.note}; {cfg.run.fid_pairs} {eval_split} pairs, last step"
 
         self.eval_batch = stack_items(val_set.fixed_pairs(cfg.run.eval_pairs, seed=EVAL_PAIR_SEED))
         self.eval_geom = None  # built on first use
@@ -167,11 +168,7 @@ class Trainer:
             "dataset": {"kind": data_kind, "path": str(root), "train_pairs_per_pass": len(self.train_set), "eval_split": eval_split},
             "body_model": {"kind": self.body.kind, "path": str(self.body.source)},
             "backbones": [dataclasses.asdict(s) for s in (vgg_status, face_status, lpips_status, inception_status)],
-            "quality_metrics": {
-                vocab.EVAL_LPIPS: lpips_status.note,
-                vocab.EVAL_FID: inception_status.note if inception is None else f"{inception_status.note}; {cfg.run.fid_pairs} {eval_split} pairs, last step",
-                vocab.EVAL_KID: inception_status.note if inception is None else f"{inception_status.note}; {cfg.run.fid_pairs} {eval_split} pairs, last step",
-            },
+            "quality_metrics": {vocab.EVAL_LPIPS: lpips_status.note, vocab.EVAL_FID: fid_note, vocab.EVAL_KID: fid_note},
             "iters_per_epoch": self.epoch_len,
             "total_steps": self.total_steps,
             "versions": package_versions(),
