@@ -168,6 +168,9 @@ class RunConfig:
     # faster with bf16 and slower with fp32 (BENCHMARKS.md, "Precision and layout").
     channels_last: bool | None = None
     num_threads: int | None = None  # torch intra-op threads; None = leave as is
+    # Memory (MiB) for the target frames' VGG19 / SphereFace features, computed once per frame and
+    # reused whenever the frame is drawn again (lwgan.models.target_features); 0 = recompute every step.
+    target_cache_mb: int = 1024
     divergence_threshold: float = 1e6  # |loss| above this (or non-finite) = diverged
 
 
@@ -341,6 +344,7 @@ def validate(cfg: TrainConfig) -> None:
         _check(val >= 1, key, val, ">= 1")
     _check(r.device == "auto" or r.device == "cpu" or r.device.startswith("cuda"), "device", r.device, "auto | cpu | cuda | cuda:N")
     _check(r.num_threads is None or r.num_threads >= 1, "num_threads", r.num_threads, ">= 1 or null")
+    _check(isinstance(r.target_cache_mb, int) and r.target_cache_mb >= 0, "target_cache_mb", r.target_cache_mb, "an integer >= 0 (MiB; 0 = off)")
     _check(r.divergence_threshold > 0, "divergence_threshold", r.divergence_threshold, "> 0")
 
 

@@ -163,8 +163,8 @@ def dummy_term(monkeypatch, tmp_path):
     monkeypatch.setitem(vocab.METRICS, DUMMY, Metric(DUMMY, Group.GENERATOR, Direction.LOWER, label="L_dummy", objective=True))
     original = Objective.generator_terms
 
-    def generator_terms(self, out, src_img, tgt_img, geom):
-        terms = original(self, out, src_img, tgt_img, geom)
+    def generator_terms(self, out, src_img, tgt_img, geom, tgt_keys=None):
+        terms = original(self, out, src_img, tgt_img, geom, tgt_keys)
         terms[DUMMY] = 0.5 * (out.tsf_image - tgt_img).abs().mean()
         return terms
 

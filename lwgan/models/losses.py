@@ -91,13 +91,16 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, 
     return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def face_loss(face_net: Callable[[torch.Tensor], Sequence[torch.Tensor]], fake: torch.Tensor, real: torch.Tensor, head_box: torch.Tensor) -> torch.Tensor:
+def face_loss(face_net: Callable[[torch.Tensor], Sequence[torch.Tensor]], fake: torch.Tensor, real: torch.Tensor | None,
+              head_box: torch.Tensor, real_feats: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """SphereFace identity loss: the same head box crops output and target (the net's input size, 112x96 in the reference); sum over
-    the four conv stages and the 512-d embedding of the mean absolute difference, target detached."""
+    the four conv stages and the 512-d embedding of the mean absolute difference, target detached.
+    ``real_feats`` (the target crops' features, e.g. from lwgan.models.target_features) replaces ``real``."""
     size = getattr(face_net, "input_size", FACE_CROP_SIZE)
     fake_feats = face_net(crop_and_resize(fake, head_box, size))
-    with torch.no_grad():
-        real_feats = face_net(crop_and_resize(real, head_box, size))
+    if real_feats is None:
+        with torch.no_grad():
+            real_feats = face_net(crop_and_resize(real, head_box, size))
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats, strict=True))
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from lwgan import vocab
 from lwgan.models import losses
 from lwgan.models.generator import GeneratorOutput
+from lwgan.models.target_features import TargetFeatures
 
 # What each phase reports, in order (from lwgan/vocab.py at import; the phases read vocab at call time).
 G_METRICS = vocab.names(vocab.Group.GENERATOR)
@@ -78,13 +79,17 @@ def _zero_loss(device: torch.device) -> torch.Tensor:
 
 class Objective:
     """``generator_phase`` and ``discriminator_phase`` of one LWGAN step. A weight of 0 skips that
-    term's computation and reports 0.0. ``vgg`` / ``face`` are frozen feature nets (backbones.py)."""
+    term's computation and reports 0.0. ``vgg`` / ``face`` are frozen feature nets (backbones.py); the
+    target images' features are computed one frame at a time and kept per frame key for up to
+    ``target_cache_bytes`` (lwgan.models.target_features; 0 keeps none)."""
 
-    def __init__(self, train_cfg, G: nn.Module, D: nn.Module, vgg: nn.Module | None, face: nn.Module | None):
+    def __init__(self, train_cfg, G: nn.Module, D: nn.Module, vgg: nn.Module | None, face: nn.Module | None,
+                 target_cache_bytes: int = 0):
         self.weights = train_cfg.losses
         self.gp_weight = float(train_cfg.stabilizers.gp_weight)
         self.real_target = float(train_cfg.stabilizers.label_smoothing)
         self.G, self.D, self.vgg, self.face = G, D, vgg, face
+        self.targets = TargetFeatures(vgg, face, target_cache_bytes)
         w = self.weights
         if (w.lambda_tsf > 0 or w.lambda_style > 0) and vgg is None:
             raise ValueError("Objective: lambda_tsf / lambda_style > 0 need a VGG19 feature network (build_vgg19)")
@@ -92,16 +97,19 @@ class Objective:
             raise ValueError("Objective: lambda_face > 0 needs a SphereFace network (build_sphereface)")
 
     # -- G ------------------------------------------------------------------------------
-    def generator_phase(self, src_img: torch.Tensor, tgt_img: torch.Tensor, geom, gen_inputs) -> tuple[torch.Tensor, dict[str, float], GeneratorOutput]:
+    def generator_phase(self, src_img: torch.Tensor, tgt_img: torch.Tensor, geom, gen_inputs,
+                        tgt_keys: list[str] | None = None) -> tuple[torch.Tensor, dict[str, float], GeneratorOutput]:
         """Forward G on ``gen_inputs = (bg_in, src_in, tsf_in)`` and ``geom.flow``; return the weighted
-        G loss, its named terms and the generator outputs (the trainer detaches ``tsf_image`` for D)."""
+        G loss, its named terms and the generator outputs (the trainer detaches ``tsf_image`` for D).
+        ``tgt_keys`` (the target frames' keys) let the target features come from the per-frame cache."""
         bg_in, src_in, tsf_in = gen_inputs
         out: GeneratorOutput = self.G(bg_in, src_in, tsf_in, geom.flow)
-        terms = self.generator_terms(out, src_img, tgt_img, geom)
+        terms = self.generator_terms(out, src_img, tgt_img, geom, tgt_keys)
         total = _sum_terms(terms, src_img.device)
         return total, _report(vocab.Group.GENERATOR, vocab.G_TOTAL, terms, total), out
 
-    def generator_terms(self, out: GeneratorOutput, src_img: torch.Tensor, tgt_img: torch.Tensor, geom) -> dict[str, torch.Tensor]:
+    def generator_terms(self, out: GeneratorOutput, src_img: torch.Tensor, tgt_img: torch.Tensor, geom,
+                        tgt_keys: list[str] | None = None) -> dict[str, torch.Tensor]:
         """The weighted generator terms, each under its lwgan/vocab.py name; a term weighted 0 is not
         computed (and left out). The G loss is their sum."""
         w = self.weights
@@ -113,14 +121,14 @@ class Objective:
             terms[vocab.G_REC] = w.lambda_rec * losses.reconstruction_loss(out.src_image, src_img)
         if w.lambda_tsf > 0 or w.lambda_style > 0:
             fake_feats = self.vgg(out.tsf_image)
-            with torch.no_grad():
-                real_feats = self.vgg(tgt_img)
+            real_feats = self.targets.vgg(tgt_img, tgt_keys)
             if w.lambda_tsf > 0:
                 terms[vocab.G_TSF] = w.lambda_tsf * losses.perceptual_loss(fake_feats, real_feats)
             if w.lambda_style > 0:
                 terms[vocab.G_STYLE] = w.lambda_style * losses.style_loss(fake_feats, real_feats)
         if w.lambda_face > 0:
-            terms[vocab.G_FACE] = w.lambda_face * losses.face_loss(self.face, out.tsf_image, tgt_img, geom.head_box)
+            terms[vocab.G_FACE] = w.lambda_face * losses.face_loss(self.face, out.tsf_image, None, geom.head_box,
+                                                                     real_feats=self.targets.face(tgt_img, geom.head_box, tgt_keys))
         if w.lambda_mask > 0 or w.lambda_mask_smooth > 0:
             # Reference: both streams' masks against (src_crop_mask, tgt_crop_mask), batch-concatenated.
             masks = torch.cat([out.src_mask, out.tsf_mask], dim=0)

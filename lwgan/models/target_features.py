@@ -1,0 +1,124 @@
+"""The target images' features under the frozen backbones (VGG19 for the perceptual and style losses,
+SphereFace on the head crop for the face loss), remembered per target frame.
+
+A target's features are fixed for a whole run: the backbones are frozen, a frame's image is read from
+disk unchanged, and its head box comes from the frame's own geometry. Recomputing them every time
+the frame is drawn is wasted work (on the small profile a frame is drawn ~8 times in 300 steps and
+the two target passes cost ~15% of a step), so each frame is computed once and kept in memory.
+
+Every frame is computed on its own (batch of one), also when the cache is off: a batched forward
+differs from a one-image forward in the last bits, and features that depended on which frames shared
+a batch would make a resumed run (empty cache) drift from an uninterrupted one. Each entry keeps a
+copy of the image and head box it was made from; a lookup with other values recomputes (so a dataset
+with augmentation stays correct, it only gains nothing). Least recently used frames leave first once
+``max_bytes`` is reached; a frame computed again gives the same values, so eviction changes nothing
+but speed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import torch
+
+from lwgan.models import losses
+
+Features = list[torch.Tensor]
+
+
+def _nbytes(tensors: Sequence[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class FrameFeatureCache:
+    """LRU map ``key -> (fingerprint tensors, features)`` with a byte budget (``max_bytes`` 0 = keep nothing)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[str, tuple[tuple[torch.Tensor, ...], Features]] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: str, fingerprint: tuple[torch.Tensor, ...]) -> Features | None:
+        found = self._entries.get(key)
+        if found is not None and len(found[0]) == len(fingerprint) and all(
+            a.shape == b.shape and torch.equal(a, b) for a, b in zip(found[0], fingerprint)
+        ):
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found[1]
+        self.misses += 1
+        return None
+
+    def put(self, key: str, fingerprint: tuple[torch.Tensor, ...], features: Features) -> None:
+        size = _nbytes(features) + _nbytes(fingerprint)
+        if self.max_bytes <= 0 or size > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= _nbytes(old[1]) + _nbytes(old[0])
+        self._entries[key] = (tuple(t.detach().clone() for t in fingerprint), [f.detach() for f in features])
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (fp, feats) = self._entries.popitem(last=False)
+            self._bytes -= _nbytes(feats) + _nbytes(fp)
+
+
+class TargetFeatures:
+    """Per-frame target features of ``vgg`` and ``face`` (either may be None), without gradients.
+
+    ``vgg(images, keys)`` and ``face(images, head_boxes, keys)`` return the backbone's feature levels
+    for the batch, each level stacked over the batch in order. ``keys`` (one frame key per image) turn
+    the cache on; without keys every image is still computed on its own, so results never depend on
+    the batch."""
+
+    def __init__(self, vgg: Callable | None, face: Callable | None, max_bytes: int):
+        self.vgg_net, self.face_net = vgg, face
+        self.vgg_cache = FrameFeatureCache(max_bytes // 2 if face is not None else max_bytes)
+        self.face_cache = FrameFeatureCache(max_bytes - self.vgg_cache.max_bytes)
+
+    @torch.no_grad()
+    def vgg(self, images: torch.Tensor, keys: Sequence[str] | None = None) -> Features:
+        return self._per_frame(self.vgg_cache, images, None, keys, lambda x, _box: self.vgg_net(x))
+
+    @torch.no_grad()
+    def face(self, images: torch.Tensor, head_boxes: torch.Tensor, keys: Sequence[str] | None = None) -> Features:
+        size = getattr(self.face_net, "input_size", losses.FACE_CROP_SIZE)
+        return self._per_frame(self.face_cache, images, head_boxes, keys,
+                               lambda x, box: self.face_net(losses.crop_and_resize(x, box, size)))
+
+    def _per_frame(self, cache: FrameFeatureCache, images: torch.Tensor, boxes: torch.Tensor | None,
+                   keys: Sequence[str] | None, compute) -> Features:
+        if keys is not None and len(keys) != images.shape[0]:
+            raise ValueError(f"TargetFeatures: {len(keys)} keys for {images.shape[0]} images")
+        per_image: list[Features] = []
+        for i in range(images.shape[0]):
+            image = images[i : i + 1]
+            box = boxes[i : i + 1] if boxes is not None else None
+            fingerprint = (image,) if box is None else (image, box.to(image.device))
+            found = cache.get(keys[i], fingerprint) if keys is not None else None
+            if found is None:
+                found = list(compute(image, box))
+                if keys is not None:
+                    cache.put(keys[i], fingerprint, found)
+            per_image.append(found)
+        return [torch.cat(level, dim=0) for level in zip(*per_image)]
+
+    def stats(self) -> dict[str, int]:
+        """Hits, misses and bytes held, for run_info and benchmarks."""
+        out: dict[str, int] = {}
+        for name, cache in (("vgg", self.vgg_cache), ("face", self.face_cache)):
+            out.update({f"{name}_hits": cache.hits, f"{name}_misses": cache.misses, f"{name}_bytes": cache.nbytes, f"{name}_frames": len(cache)})
+        return out
+
+
+__all__ = ["FrameFeatureCache", "TargetFeatures"]
