@@ -10,6 +10,13 @@ Parts (each one's failure is recorded and the next still runs):
    64, 128 and 256 px (benchmarks/render_throughput.py's measurement).
 3. ``study``: a 2-trial study (tiny profile, two seeds of the baseline) on the device, both trials
    at once (0.5 GPU each on CUDA), MLflow on SQLite in the output folder, no report: wall time.
+   Where Ray or MLflow cannot be imported (the GPU machines of this workplace have neither, and
+   Ray's 79 MB wheel is over what a call may carry), it runs ``pair`` instead and says so.
+4. ``pair``: two small-profile trainings (300 steps, the default study's trial) at once on the
+   device through ``lwgan-study train``, then one alone: the wall time of a wave of the default
+   study without Ray.
+5. ``step_small``: the small-profile step (64 px, batch 4) fp32 vs bf16 + channels_last with warm
+   target features, the trial of the default study.
 
 Results go to ``--out`` (default ``$OUT`` when set, else ./gpu-suite): ``results.json`` (rewritten
 after every part), ``results.md`` and the parts' logs. ``--device cpu --quick`` runs the same code
@@ -55,7 +62,7 @@ def part_step(device: str, out: Path, quick: bool, iters: int, repeats: int) -> 
     json_path = out / "step.json"
     cmd = [sys.executable, str(HERE / "train_step.py"), "--profiles", profile, "--device", device, "--batch", str(batch),
            "--variants", "fp32,bf16+cl", "--iters", str(1 if quick else iters), "--repeats", str(1 if quick else repeats),
-           "--json", str(json_path)]
+           "--set", "target_cache_mb=0", "--json", str(json_path)]  # the full per-step work: real iPER frames rarely repeat
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     (out / "step.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -64,6 +71,50 @@ def part_step(device: str, out: Path, quick: bool, iters: int, repeats: int) -> 
     bf16 = next(r for r in summary if r["variant"] == "bf16+cl")
     return {"command": " ".join(cmd[1:]), "rows": summary, "speedup_bf16": bf16["speedup"],
             "goal": f">= {GOAL_SPEEDUP}x fp32 images/s", "goal_met": bf16["speedup"] >= GOAL_SPEEDUP}
+
+
+def part_step_small(device: str, out: Path, quick: bool, iters: int, repeats: int) -> dict:
+    json_path = out / "step_small.json"
+    cmd = [sys.executable, str(HERE / "train_step.py"), "--profiles", "small", "--device", device, "--variants", "fp32,bf16+cl",
+           "--iters", str(1 if quick else 3 * iters), "--repeats", str(1 if quick else repeats), "--warm-targets", "--json", str(json_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    (out / "step_small.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"train_step.py failed (exit {done.returncode}); see step_small.log:\n{done.stderr[-2000:]}")
+    summary = json.loads(json_path.read_text())["summary"]
+    return {"command": " ".join(cmd[1:]), "rows": summary}
+
+
+def part_pair(device: str, out: Path, quick: bool) -> dict:
+    """Two ``lwgan-study train`` runs of the small profile at once on the device, then one alone."""
+    work = out / "pair"
+    steps = 20 if quick else 300
+    env = {**os.environ, "LWGAN_HOME": str(work), "PYTHONUNBUFFERED": "1"}
+
+    def train(name: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "lwgan.cli", "train", "--profile", "small", "--out", str(work / name),
+               "--set", f"device={device}", "--set", f"max_steps={steps}"]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+
+    def finish(procs: dict) -> dict:
+        logs = {}
+        for name, proc in procs.items():
+            text, _ = proc.communicate()
+            (out / f"pair_{name}.log").write_text(text)
+            if proc.returncode != 0:
+                raise RuntimeError(f"lwgan-study train {name} failed (exit {proc.returncode}):\n{text[-2000:]}")
+            logs[name] = text
+        return logs
+
+    start = time.perf_counter()
+    finish({"a": train("a"), "b": train("b")})
+    both = time.perf_counter() - start
+    start = time.perf_counter()
+    finish({"alone": train("alone")})
+    alone = time.perf_counter() - start
+    infos = [json.loads((work / n / "run_info.json").read_text()) for n in ("a", "b", "alone")]
+    return {"profile": "small", "steps": steps, "wall_two_at_once_s": both, "wall_alone_s": alone,
+            "precisions": sorted({i["precision"] for i in infos}), "device": infos[0]["device"]}
 
 
 def part_render(device: str, quick: bool) -> dict:
@@ -82,6 +133,15 @@ def part_render(device: str, quick: bool) -> dict:
 
 def part_study(device: str, out: Path, quick: bool) -> dict:
     import yaml
+
+    try:
+        import mlflow  # noqa: F401
+        import ray  # noqa: F401
+    except ImportError as exc:
+        result = part_pair(device, out, quick)
+        result["note"] = (f"study skipped: {exc} (the study needs Ray and MLflow; this machine has neither, and Ray's "
+                          "wheel is over what a GPU call may carry); ran two trainings at once without Ray instead")
+        return result
 
     work = out / "study"
     work.mkdir(parents=True, exist_ok=True)
@@ -122,7 +182,17 @@ def markdown(results: dict) -> str:
         lines += ["| px | rasterizer frames/s | pair geometry pairs/s | pairs/s, cache warm |", "| --- | --- | --- | --- |"]
         lines += [f"| {r['size']} | {r['raster_frames_s']:.1f} | {r['pairs_s']:.1f} | {r['pairs_s_cached']:.1f} |" for r in render["rows"]]
         lines.append("")
+    small = results["parts"].get("step_small", {})
+    if "rows" in small:
+        lines += ["Small profile (the default study's trial), target features warm:", "",
+                  "| variant | s / step | images / s | x fp32 |", "| --- | --- | --- | --- |"]
+        lines += [f"| {r['variant']} | {r['s_per_step']:.4f} | {r['images_per_s']:.1f} | {r['speedup']:.2f} |" for r in small["rows"]]
+        lines.append("")
     study = results["parts"].get("study", {})
+    if "wall_two_at_once_s" in study:
+        lines += [f"{study.get('note', 'pair')}.", "",
+                  f"Two small-profile trainings of {study['steps']} steps at once ({', '.join(study['precisions'])}, {study['device']}): "
+                  f"{study['wall_two_at_once_s']:.1f} s wall; one alone: {study['wall_alone_s']:.1f} s", ""]
     if "wall_s" in study:
         lines += [f"Study: {study['trials']} trials ({study['profile']} profile, resources {study['resources']}, "
                   f"precision {', '.join(study['precisions'])}) in {study['wall_s']:.1f} s wall", ""]
@@ -139,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="64 px, one timed step, one repeat (a test of the script)")
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--parts", default="step,render,study")
+    p.add_argument("--parts", default="step,step_small,render,study", help="comma-separated: step, step_small, render, study, pair")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"--device {args.device}: CUDA is not available here (use --device cpu to test the script)", file=sys.stderr)
@@ -151,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         "step": lambda: part_step(args.device, out, args.quick, args.iters, args.repeats),
         "render": lambda: part_render(args.device, args.quick),
         "study": lambda: part_study(args.device, out, args.quick),
+        "pair": lambda: part_pair(args.device, out, args.quick),
+        "step_small": lambda: part_step_small(args.device, out, args.quick, args.iters, args.repeats),
     }
     failed = False
     for name in args.parts.split(","):

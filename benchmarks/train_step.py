@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/train_step.py [--profiles small] [--device cpu] [--variants fp32,bf16+cl]
        [--iters 5] [--repeats 3] [--threads N] [--batch B] [--json FILE] [--in-process]
+       [--set KEY=VALUE ...] [--warm-targets]
 
 A variant is a precision (fp32 | bf16) with optional ``+cl`` (channels_last) and ``+compile``
 (torch.compile of G and D). One full step = pair geometry (warm correspondence cache) + G forward +
@@ -12,6 +13,10 @@ are interleaved repeat by repeat, so on a shared machine they meet the same load
 to the first variant (per repeat, then the median) is the number that counts; the process's CPU time
 per step is reported too (less sensitive to other jobs than wall time). The first step
 (warm-up: geometry cache, allocator, oneDNN / cuDNN kernel choice, compilation) is timed apart.
+The target features (lwgan.models.target_features) are computed the first time a frame is drawn:
+``--warm-targets`` computes them for the timed batches first (the steady state of a small-profile
+run, where each frame is drawn ~8 times); ``--set target_cache_mb=0`` times the full per-step work
+(a real iPER run, whose frames rarely repeat within the cache).
 """
 
 from __future__ import annotations
@@ -58,7 +63,33 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("VmHWM not found in /proc/self/status")
 
 
-def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | None, overrides: dict | None = None) -> dict:
+def warm_target_features(trainer, batch: dict) -> None:
+    """Compute (and cache) the batch's target features, as a run does the first time it draws a frame."""
+    _, tgt_img = trainer._images(batch)
+    geom = trainer._pair_geometry(batch)
+    keys = list(batch["tgt_key"])
+    with torch.no_grad(), trainer._autocast():
+        if trainer.objective.vgg is not None:
+            trainer.objective.targets.vgg(tgt_img, keys)
+        if trainer.objective.face is not None:
+            trainer.objective.targets.face(tgt_img, geom.head_box, keys)
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``KEY=VALUE`` config overrides (VALUE read as YAML: 0, true, null, 1e-4 ...)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | None, overrides: dict | None = None,
+          warm_targets: bool = False) -> dict:
     """Time ``iters`` training steps of one configuration in this process."""
     from lwgan.profiles import resolve_config
     from lwgan.train.pair_stream import batches
@@ -85,6 +116,8 @@ def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | 
         warmup = time.perf_counter() - start
         for b in data[1:]:  # fill the correspondence cache (as in training after the first epochs)
             trainer._pair_geometry(b)
+            if warm_targets:  # and the target features (a small-profile run draws each frame ~8 times)
+                warm_target_features(trainer, b)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         sync()
@@ -103,7 +136,8 @@ def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | 
     }
 
 
-def in_process(profile: str, device: str, variants: list[str], iters: int, repeats: int, batch: int | None) -> list[dict]:
+def in_process(profile: str, device: str, variants: list[str], iters: int, repeats: int, batch: int | None,
+               overrides: dict | None = None, warm_targets: bool = False) -> list[dict]:
     """All variants' trainers in this one process, their steps interleaved repeat by repeat: every
     variant meets the same load, and CPU time (one thread) is the fair measure on a shared machine."""
     from lwgan.profiles import resolve_config
@@ -116,6 +150,7 @@ def in_process(profile: str, device: str, variants: list[str], iters: int, repea
         flat = {"device": device, "max_steps": iters + 1, "precision": v.precision, "channels_last": v.channels_last}
         if batch is not None:
             flat["batch_size"] = batch
+        flat.update(overrides or {})
         trainer = Trainer(resolve_config(profile, flat), tempfile.mkdtemp(prefix="lwgan-step-"), progress=False, profile=profile)
         trainer.prepare()
         if v.compile:
@@ -127,6 +162,8 @@ def in_process(profile: str, device: str, variants: list[str], iters: int, repea
     for trainer in trainers.values():
         for b in data:
             trainer._pair_geometry(b)
+            if warm_targets:
+                warm_target_features(trainer, b)
         trainer._train_step(data[0], 0)
     rows = []
     for _ in range(repeats):
@@ -144,8 +181,10 @@ def in_process(profile: str, device: str, variants: list[str], iters: int, repea
     return rows
 
 
-def run_child(profile: str, device: str, variant: str, iters: int, batch: int | None, threads: int | None) -> dict:
+def run_child(profile: str, device: str, variant: str, iters: int, batch: int | None, threads: int | None,
+              sets: list[str] = (), warm_targets: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--one", profile, device, variant, "--iters", str(iters)]
+    cmd += [f"--set={item}" for item in sets] + (["--warm-targets"] if warm_targets else [])
     if batch is not None:
         cmd += ["--batch", str(batch)]
     if threads:
@@ -204,13 +243,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the raw rows and the summary to this file")
     p.add_argument("--in-process", action="store_true", help="all variants in this process, interleaved (no peak memory)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every variant, repeatable (e.g. --set target_cache_mb=0)")
+    p.add_argument("--warm-targets", action="store_true",
+                   help="compute the timed batches' target features before timing (steady state of a run whose "
+                        "frames repeat, as the small profile's); default: each frame's first draw is timed")
     p.add_argument("--one", nargs=3, metavar=("PROFILE", "DEVICE", "VARIANT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:  # child process: one configuration, JSON on the last line
         profile, device, variant = args.one
-        print(json.dumps(bench(profile, device, Variant.parse(variant), args.iters, args.batch)))
+        print(json.dumps(bench(profile, device, Variant.parse(variant), args.iters, args.batch, parse_sets(args.set), args.warm_targets)))
         return
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: CUDA is not available here")
@@ -218,15 +262,16 @@ def main() -> None:
     rows = []
     if args.in_process:
         for profile in args.profiles.split(","):
-            rows += in_process(profile, args.device, variants, args.iters, args.repeats, args.batch)
+            rows += in_process(profile, args.device, variants, args.iters, args.repeats, args.batch, parse_sets(args.set), args.warm_targets)
     else:
         for _ in range(args.repeats):
             for profile in args.profiles.split(","):
                 for v in variants:
-                    rows.append(run_child(profile, args.device, v, args.iters, args.batch, args.threads))
+                    rows.append(run_child(profile, args.device, v, args.iters, args.batch, args.threads, args.set, args.warm_targets))
     summary = summarise(rows, variants)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else (platform.processor() or platform.machine())
-    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {name}; {args.iters} timed steps x {args.repeats} repeats\n")
+    extras = "".join(f", --set {item}" for item in args.set) + (", target features warm" if args.warm_targets else "")
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {name}; {args.iters} timed steps x {args.repeats} repeats{extras}\n")
     print(markdown(summary, variants))
     if args.json:
         with open(args.json, "w") as fh:
