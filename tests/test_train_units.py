@@ -281,3 +281,21 @@ def test_lpips_module_scales_inputs_and_sums_layers():
     assert torch.allclose(seen[0], (x - shift) / scale)
     y = torch.rand(2, 3, 8, 8) * 2 - 1
     assert (metric(x, y) > 0).all()
+
+
+def test_grad_norm_is_the_norm_of_all_gradients_together():
+    import torch
+
+    from lwgan.train.trainer import grad_norm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 3), torch.nn.Linear(3, 2))
+    assert grad_norm(net) == 0.0  # no gradients yet
+    net[2].weight.requires_grad_(False)  # a frozen parameter has no grad and is left out
+    net(torch.randn(4, 5)).pow(2).sum().backward()
+    expected = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]).norm()
+    assert grad_norm(net) == pytest.approx(float(expected), rel=1e-6)
+    half = torch.nn.Linear(5, 7).to(torch.bfloat16)  # bf16 gradients are summed in float32
+    half(torch.randn(4, 5, dtype=torch.bfloat16)).float().pow(2).sum().backward()
+    expected = torch.cat([p.grad.float().flatten() for p in half.parameters()]).norm()
+    assert grad_norm(half) == pytest.approx(float(expected), rel=1e-6)
