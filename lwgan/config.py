@@ -164,8 +164,8 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # auto = bf16 autocast on CUDA or on a CPU with AMX / AVX-512 BF16 units, else fp32 (lwgan.train.precision)
     precision: str = "auto"
-    # G, D, backbones and images in NHWC. None = auto: on CUDA; off on a CPU, where NHWC measured no
-    # faster with bf16 and slower with fp32 (BENCHMARKS.md, "Precision and layout").
+    # G, D, backbones and images in NHWC. None = auto = off: NHWC measured no faster with bf16 on the CPU,
+    # slower with fp32, and slower than NCHW with bf16 on an H100 (BENCHMARKS.md, "Precision and layout", "GPU").
     channels_last: bool | None = None
     num_threads: int | None = None  # torch intra-op threads; None = leave as is
     # Memory (MiB) for the target frames' VGG19 / SphereFace features, computed once per frame and
