@@ -4,8 +4,8 @@ Usage: python benchmarks/train_step.py [--profiles small] [--device cpu] [--vari
        [--iters 5] [--repeats 3] [--threads N] [--batch B] [--json FILE] [--in-process]
        [--set KEY=VALUE ...] [--warm-targets]
 
-A variant is a precision (fp32 | bf16) with optional ``+cl`` (channels_last) and ``+compile``
-(torch.compile of G and D). One full step = pair geometry (warm correspondence cache) + G forward +
+A variant is a precision (fp32 | bf16) with optional ``+cl`` (channels_last), ``+compile``
+(torch.compile of G and D) and ``+nocache`` (target_cache_mb = 0: target features every step). One full step = pair geometry (warm correspondence cache) + G forward +
 the G losses + G step + D loss + D step, with the stand-in backbones (same cost as the pretrained
 ones) on the synthetic mini-iPER resized to the profile's size. Each measurement runs in its own
 process (peak memory is that process's: VmHWM on CPU, max_memory_allocated on CUDA); the variants
@@ -40,18 +40,23 @@ class Variant:
     precision: str  # fp32 | bf16
     channels_last: bool
     compile: bool
+    nocache: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
         parts = text.strip().split("+")
         extras = set(parts[1:])
-        if parts[0] not in ("fp32", "bf16") or not extras <= {"cl", "compile"}:
-            raise SystemExit(f"--variants: bad variant {text!r} (allowed: fp32 | bf16, then +cl and/or +compile)")
-        return cls(parts[0], "cl" in extras, "compile" in extras)
+        if parts[0] not in ("fp32", "bf16") or not extras <= {"cl", "compile", "nocache"}:
+            raise SystemExit(f"--variants: bad variant {text!r} (allowed: fp32 | bf16, then any of +cl, +compile, +nocache)")
+        return cls(parts[0], "cl" in extras, "compile" in extras, "nocache" in extras)
 
     @property
     def label(self) -> str:
-        return self.precision + ("+cl" if self.channels_last else "") + ("+compile" if self.compile else "")
+        return (self.precision + ("+cl" if self.channels_last else "") + ("+compile" if self.compile else "")
+                + ("+nocache" if self.nocache else ""))
+
+    def overrides(self) -> dict:
+        return {"precision": self.precision, "channels_last": self.channels_last, **({"target_cache_mb": 0} if self.nocache else {})}
 
 
 def peak_rss_bytes() -> int:
@@ -95,7 +100,7 @@ def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | 
     from lwgan.train.pair_stream import batches
     from lwgan.train.trainer import Trainer
 
-    flat = {"device": device, "max_steps": iters + 1, "precision": variant.precision, "channels_last": variant.channels_last}
+    flat = {"device": device, "max_steps": iters + 1, **variant.overrides()}
     if batch is not None:
         flat["batch_size"] = batch
     flat.update(overrides or {})
@@ -147,7 +152,7 @@ def in_process(profile: str, device: str, variants: list[str], iters: int, repea
     trainers = {}
     for label in variants:
         v = Variant.parse(label)
-        flat = {"device": device, "max_steps": iters + 1, "precision": v.precision, "channels_last": v.channels_last}
+        flat = {"device": device, "max_steps": iters + 1, **v.overrides()}
         if batch is not None:
             flat["batch_size"] = batch
         flat.update(overrides or {})
