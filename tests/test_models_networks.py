@@ -326,3 +326,32 @@ def test_merged_heads_equal_the_two_head_modules_values_and_gradients(spectral):
     assert float(mask.min()) >= 0 and float(mask.max()) <= 1 and float(color.abs().max()) <= 1
     for merged, separate in zip(grads(color, mask), grads(ref_color, ref_mask), strict=True):
         assert torch.allclose(merged, separate, atol=1e-5)
+
+
+def test_generator_instance_norm_is_torch_instance_norm():
+    """lwgan's InstanceNorm2d (group_norm, one group per channel) = nn.InstanceNorm2d(affine=True):
+    values and gradients, parameter names; a state dict of either loads into the other."""
+    from lwgan.models.layers import InstanceNorm2d
+
+    torch.manual_seed(0)
+    ours, ref = InstanceNorm2d(6), torch.nn.InstanceNorm2d(6, affine=True)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 1.5)
+        ref.bias.uniform_(-0.5, 0.5)
+    ours.load_state_dict(ref.state_dict())
+    assert list(ours.state_dict()) == list(ref.state_dict()) == ["weight", "bias"]
+    x = (torch.randn(3, 6, 9, 7) * 3 + 1).requires_grad_()
+    seed = torch.randn(3, 6, 9, 7)
+    a, b = ours(x), ref(x)
+    assert torch.allclose(a, b, atol=1e-5)
+    # each (sample, channel) plane is normalised on its own: mean = bias, std = weight
+    planes = ((a - ours.bias[None, :, None, None]) / ours.weight[None, :, None, None]).flatten(2)
+    assert torch.allclose(planes.mean(-1), torch.zeros(3, 6), atol=1e-5)
+    assert torch.allclose(planes.var(-1, unbiased=False), torch.ones(3, 6), atol=1e-3)
+    ga = torch.autograd.grad((a * seed).sum(), [x, ours.weight, ours.bias])
+    gb = torch.autograd.grad((b * seed).sum(), [x, ref.weight, ref.bias])
+    for u, v in zip(ga, gb, strict=True):
+        assert torch.allclose(u, v, atol=1e-4)
+    G = Generator(TrainConfig.from_flat({"image_size": 32, "conv_dim": 4, "n_res_blocks": 1}).model)
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in G.modules())
+    assert sum(isinstance(m, InstanceNorm2d) for m in G.modules()) > 0

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lwgan.models.layers import apply_spectral_norm, init_weights
+from lwgan.models.layers import InstanceNorm2d, apply_spectral_norm, init_weights
 from lwgan.models.lwb import lwb_fuse, resize_flow
 
 N_DOWN = 3  # stride-2 stages: feature maps at full, 1/2, 1/4, 1/8 resolution
@@ -20,7 +20,7 @@ def _conv_block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequentia
     """conv (bias-free) -> InstanceNorm (affine) -> ReLU, the reference's unit everywhere in G."""
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-        nn.InstanceNorm2d(c_out, affine=True),
+        InstanceNorm2d(c_out, affine=True),
         nn.ReLU(inplace=True),
     )
 
@@ -29,7 +29,7 @@ def _up_block(c_in: int, c_out: int) -> nn.Sequential:
     """3x3 stride-2 transposed conv (padding 1, output_padding 1: exact x2) -> InstanceNorm -> ReLU."""
     return nn.Sequential(
         nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=False),
-        nn.InstanceNorm2d(c_out, affine=True),
+        InstanceNorm2d(c_out, affine=True),
         nn.ReLU(inplace=True),
     )
 
@@ -41,10 +41,10 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.InstanceNorm2d(channels, affine=True),
+            InstanceNorm2d(channels, affine=True),
             nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.InstanceNorm2d(channels, affine=True),
+            InstanceNorm2d(channels, affine=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
