@@ -69,7 +69,8 @@ def profile_steps(trainer, data, device: str, out: Path) -> dict:
     (out / "profile.txt").write_text(text)
     launches = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC")
     return {
-        "gpu_busy_ms_per_step": sum(e.self_device_time_total for e in table) / 3 / 1e3,
+        # kernels only: operator rows repeat their kernels' device time (the sum over all rows counts it twice)
+        "gpu_busy_ms_per_step": sum(e.self_device_time_total for e in table if e.device_type == torch.autograd.DeviceType.CUDA) / 3 / 1e3,
         "cpu_self_ms_per_step": sum(e.self_cpu_time_total for e in table) / 3 / 1e3,
         "kernel_launches_per_step": sum(e.count for e in table if e.key in launches) / 3,
         "syncs_per_step": {e.key: e.count / 3 for e in table if "ynchronize" in e.key or e.key == "aten::_local_scalar_dense"},
