@@ -58,6 +58,11 @@ def grad_norm(module: torch.nn.Module) -> float:
     return float(torch.linalg.vector_norm(torch.stack(norms)))
 
 
+def _torch_at_least(major: int, minor: int) -> bool:
+    parts = torch.__version__.split("+")[0].split(".")
+    return (int(parts[0]), int(parts[1])) >= (major, minor)
+
+
 def _to_device(obj: Any, device: torch.device, channels_last: bool = False) -> Any:
     """Move a tensor, or the tensor fields of a dataclass, to ``device``; on request NCHW float
     tensors become channels_last (the flow (B,H,W,2) is a sampling grid, not an image: left as is)."""
@@ -146,8 +151,8 @@ class Trainer:
         self.objective = Objective(cfg, self.G, self.D, self.vgg, self.face, target_cache_bytes=cfg.run.target_cache_mb << 20)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         # The fused kernel: the same Adam update in one pass over each parameter (about 10 ms of a
-        # 440 ms small-profile step on the CPU, BENCHMARKS.md); available on the CPU and CUDA.
-        fused = self.device.type in ("cpu", "cuda")
+        # 440 ms small-profile step on the CPU, BENCHMARKS.md); on CUDA, and on the CPU from torch 2.4.
+        fused = self.device.type == "cuda" or (self.device.type == "cpu" and _torch_at_least(2, 4))
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr_G, betas=betas, fused=fused)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.optim.lr_D, betas=betas, fused=fused)
 
