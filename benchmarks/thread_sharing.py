@@ -1,7 +1,7 @@
 """How should two trials share two cores: two trials at once with 1 torch thread each, or one at a
 time with 2 threads? Wall time of the same work (two trainings of N steps) both ways, interleaved.
 
-Usage: python benchmarks/thread_sharing.py [--steps 20] [--repeats 2] [--variant bf16+cl] [--profile small]
+Usage: python benchmarks/thread_sharing.py [--steps 20] [--repeats 2] [--variant bf16] [--profile small]
 
 A "training" is benchmarks/train_step.py's measurement in its own process (build, one warm-up step,
 N timed steps), so the wall time includes what a trial pays to start. The study runner's default
@@ -49,7 +49,7 @@ def one_at_a_time(profile: str, variant: str, steps: int) -> tuple[float, list[d
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="small")
-    p.add_argument("--variant", default="bf16+cl")
+    p.add_argument("--variant", default="bf16")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()

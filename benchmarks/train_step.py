@@ -1,6 +1,6 @@
 """Throughput and peak memory of one full LWGAN training step, fp32 and bf16 side by side in one run.
 
-Usage: python benchmarks/train_step.py [--profiles small] [--device cpu] [--variants fp32,bf16+cl]
+Usage: python benchmarks/train_step.py [--profiles small] [--device cpu] [--variants fp32,bf16]
        [--iters 5] [--repeats 3] [--threads N] [--batch B] [--json FILE] [--in-process]
        [--set KEY=VALUE ...] [--warm-targets]
 
@@ -241,7 +241,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profiles", default="small")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--variants", default="fp32,bf16+cl", help="comma-separated; the first is the reference of the ratios")
+    p.add_argument("--variants", default="fp32,bf16", help="comma-separated; the first is the reference of the ratios")
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the profile's)")
