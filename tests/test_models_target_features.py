@@ -119,3 +119,21 @@ def test_training_losses_are_the_same_with_and_without_the_cache(tmp_path, monke
         assert {k: v for k, v in a.items() if not k.startswith("perf/")} == {k: v for k, v in b.items() if not k.startswith("perf/")}
     for name, tensor in cached[0].G.state_dict().items():
         assert torch.equal(tensor, off[0].G.state_dict()[name]), name
+
+
+def test_byte_lru_evicts_least_recently_used_and_keeps_the_newest():
+    from lwgan.lru import ByteLRU
+
+    lru = ByteLRU(max_bytes=10, nbytes=len)
+    lru.put("a", "xxxx")
+    lru.put("b", "yyyy")
+    assert lru.get("a") == "xxxx"  # a look is not a use: "a" is still the least recent
+    lru.put("c", "zzzz")  # 12 > 10: "a" leaves
+    assert lru.get("a") is None and len(lru) == 2 and lru.nbytes == 8
+    lru.touch("b")  # now "c" is the least recent
+    lru.put("d", "www")  # 11 > 10: "c" leaves
+    assert lru.get("c") is None and lru.get("b") == "yyyy" and lru.nbytes == 7
+    lru.put("b", "y")  # replacing an entry re-weighs it
+    assert lru.nbytes == 4
+    lru.put("big", "q" * 25)  # larger than the budget: everything else leaves, the newest stays
+    assert len(lru) == 1 and lru.get("big") == "q" * 25 and lru.nbytes == 25

@@ -17,11 +17,11 @@ but speed.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable, Sequence
 
 import torch
 
+from lwgan.lru import ByteLRU
 from lwgan.models import losses
 
 Features = list[torch.Tensor]
@@ -32,12 +32,14 @@ def _nbytes(tensors: Sequence[torch.Tensor]) -> int:
 
 
 class FrameFeatureCache:
-    """LRU map ``key -> (fingerprint tensors, features)`` with a byte budget (``max_bytes`` 0 = keep nothing)."""
+    """Per-key features with the fingerprint tensors they were made from, in a ``ByteLRU`` of
+    ``max_bytes`` (0 = keep nothing). A lookup whose fingerprint differs is a miss; an entry larger
+    than the whole budget is not kept."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = int(max_bytes)
-        self._entries: OrderedDict[str, tuple[tuple[torch.Tensor, ...], Features]] = OrderedDict()
-        self._bytes = 0
+        self._entries: ByteLRU[tuple[tuple[torch.Tensor, ...], Features]] = ByteLRU(
+            self.max_bytes, lambda item: _nbytes(item[0]) + _nbytes(item[1]))
         self.hits = 0
         self.misses = 0
 
@@ -46,31 +48,23 @@ class FrameFeatureCache:
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        return self._entries.nbytes
 
     def get(self, key: str, fingerprint: tuple[torch.Tensor, ...]) -> Features | None:
         found = self._entries.get(key)
         if found is not None and len(found[0]) == len(fingerprint) and all(
             a.shape == b.shape and torch.equal(a, b) for a, b in zip(found[0], fingerprint)
         ):
-            self._entries.move_to_end(key)
+            self._entries.touch(key)
             self.hits += 1
             return found[1]
         self.misses += 1
         return None
 
     def put(self, key: str, fingerprint: tuple[torch.Tensor, ...], features: Features) -> None:
-        size = _nbytes(features) + _nbytes(fingerprint)
-        if self.max_bytes <= 0 or size > self.max_bytes:
+        if self.max_bytes <= 0 or _nbytes(features) + _nbytes(fingerprint) > self.max_bytes:
             return
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= _nbytes(old[1]) + _nbytes(old[0])
-        self._entries[key] = (tuple(t.detach().clone() for t in fingerprint), [f.detach() for f in features])
-        self._bytes += size
-        while self._bytes > self.max_bytes:
-            _, (fp, feats) = self._entries.popitem(last=False)
-            self._bytes -= _nbytes(feats) + _nbytes(fp)
+        self._entries.put(key, (tuple(t.detach().clone() for t in fingerprint), [f.detach() for f in features]))
 
 
 class TargetFeatures:
@@ -112,13 +106,6 @@ class TargetFeatures:
                     cache.put(keys[i], fingerprint, found)
             per_image.append(found)
         return [torch.cat(level, dim=0) for level in zip(*per_image)]
-
-    def stats(self) -> dict[str, int]:
-        """Hits, misses and bytes held, for run_info and benchmarks."""
-        out: dict[str, int] = {}
-        for name, cache in (("vgg", self.vgg_cache), ("face", self.face_cache)):
-            out.update({f"{name}_hits": cache.hits, f"{name}_misses": cache.misses, f"{name}_bytes": cache.nbytes, f"{name}_frames": len(cache)})
-        return out
 
 
 __all__ = ["FrameFeatureCache", "TargetFeatures"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
 from lwgan.fsutil import atomic_write
+from lwgan.lru import ByteLRU
 from lwgan.render.geometry import FrameGeometry
 
 DEFAULT_MAX_BYTES = 2 << 30  # in-memory budget; least recently used frames leave first
@@ -27,8 +27,8 @@ class CorrespondenceCache:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
-        self._memory: OrderedDict[str, tuple[torch.Tensor, FrameGeometry]] = OrderedDict()
-        self._bytes = 0
+        # entry -> (the 85 SMPL values it was made from, its geometry); the SMPL values are not weighed
+        self._memory: ByteLRU[tuple[torch.Tensor, FrameGeometry]] = ByteLRU(self.max_bytes, lambda item: _nbytes(item[1]))
         self.hits = 0
         self.misses = 0
 
@@ -52,7 +52,7 @@ class CorrespondenceCache:
             if found is not None:
                 self._remember(entry, *found)
         if found is not None and torch.equal(found[0], smpl):
-            self._memory.move_to_end(entry)
+            self._memory.touch(entry)
             self.hits += 1
             return found[1]
         self.misses += 1
@@ -67,13 +67,7 @@ class CorrespondenceCache:
             self._save(entry, smpl, frame)
 
     def _remember(self, entry: str, smpl: torch.Tensor, frame: FrameGeometry) -> None:
-        if entry in self._memory:
-            self._bytes -= _nbytes(self._memory.pop(entry)[1])
-        self._memory[entry] = (smpl, frame)
-        self._bytes += _nbytes(frame)
-        while self._bytes > self.max_bytes and len(self._memory) > 1:
-            _, (_, old) = self._memory.popitem(last=False)
-            self._bytes -= _nbytes(old)
+        self._memory.put(entry, (smpl, frame))
 
     def _load(self, entry: str) -> tuple[torch.Tensor, FrameGeometry] | None:
         path = self._path(entry)
