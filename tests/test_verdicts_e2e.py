@@ -25,6 +25,7 @@ from scipy import stats as sps
 
 from lwgan import vocab
 from lwgan.cli import main
+from lwgan.store import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 12
@@ -59,9 +60,7 @@ def study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("verdicts")
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/ml.db", "LWGAN_EXPERIMENT": "verdicts-e2e", "LWGAN_HOME": str(tmp),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         path = tmp / "study.yaml"
         path.write_text(yaml.safe_dump(STUDY, sort_keys=False))
         code = main(["run", str(path), "--steps", str(STEPS), "--storage", str(tmp / "runs"), "--no-report", "--max-concurrent", "2"])
@@ -69,12 +68,6 @@ def study(tmp_path_factory):
         out = tmp / "report"
         assert main(["report", str(path), "--out", str(out), "--format", "md"]) == 0
         yield {"out": out, "uri": env["MLFLOW_TRACKING_URI"], "md": (out / "report.md").read_text()}
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _comparison(study) -> pd.DataFrame:
