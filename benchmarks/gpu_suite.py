@@ -57,32 +57,33 @@ def environment(device: str) -> dict:
     return env
 
 
-def part_step(device: str, out: Path, quick: bool, iters: int, repeats: int) -> dict:
-    profile, batch = ("small", 4) if quick else ("paper", 4)
-    json_path = out / "step.json"
-    cmd = [sys.executable, str(HERE / "train_step.py"), "--profiles", profile, "--device", device, "--batch", str(batch),
-           "--variants", "fp32,bf16,bf16+cl", "--iters", str(1 if quick else iters), "--repeats", str(1 if quick else repeats),
-           "--set", "target_cache_mb=0", "--json", str(json_path)]  # the full per-step work: real iPER frames rarely repeat
+def train_step_summary(out: Path, name: str, args: list[str]) -> tuple[str, list[dict]]:
+    """Run benchmarks/train_step.py with ``args``; its log goes to ``name``.log, its summary rows back."""
+    json_path = out / f"{name}.json"
+    cmd = [sys.executable, str(HERE / "train_step.py"), *args, "--json", str(json_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    (out / "step.log").write_text(done.stdout + done.stderr)
+    (out / f"{name}.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise RuntimeError(f"train_step.py failed (exit {done.returncode}); see step.log:\n{done.stderr[-2000:]}")
-    summary = json.loads(json_path.read_text())["summary"]
+        raise RuntimeError(f"train_step.py failed (exit {done.returncode}); see {name}.log:\n{done.stderr[-2000:]}")
+    return " ".join(cmd[1:]), json.loads(json_path.read_text())["summary"]
+
+
+def part_step(device: str, out: Path, quick: bool, iters: int, repeats: int) -> dict:
+    profile = "small" if quick else "paper"
+    command, summary = train_step_summary(out, "step", [
+        "--profiles", profile, "--device", device, "--batch", "4", "--variants", "fp32,bf16,bf16+cl",
+        "--iters", str(1 if quick else iters), "--repeats", str(1 if quick else repeats),
+        "--set", "target_cache_mb=0"])  # the full per-step work: real iPER frames rarely repeat
     bf16 = next(r for r in summary if r["variant"] == "bf16")  # the default under precision auto (channels_last off)
-    return {"command": " ".join(cmd[1:]), "rows": summary, "speedup_bf16": bf16["speedup"],
+    return {"command": command, "rows": summary, "speedup_bf16": bf16["speedup"],
             "goal": f">= {GOAL_SPEEDUP}x fp32 images/s", "goal_met": bf16["speedup"] >= GOAL_SPEEDUP}
 
 
 def part_step_small(device: str, out: Path, quick: bool, iters: int, repeats: int) -> dict:
-    json_path = out / "step_small.json"
-    cmd = [sys.executable, str(HERE / "train_step.py"), "--profiles", "small", "--device", device, "--variants", "fp32,bf16",
-           "--iters", str(1 if quick else 3 * iters), "--repeats", str(1 if quick else repeats), "--warm-targets", "--json", str(json_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    (out / "step_small.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"train_step.py failed (exit {done.returncode}); see step_small.log:\n{done.stderr[-2000:]}")
-    summary = json.loads(json_path.read_text())["summary"]
-    return {"command": " ".join(cmd[1:]), "rows": summary}
+    command, summary = train_step_summary(out, "step_small", [
+        "--profiles", "small", "--device", device, "--variants", "fp32,bf16",
+        "--iters", str(1 if quick else 3 * iters), "--repeats", str(1 if quick else repeats), "--warm-targets"])
+    return {"command": command, "rows": summary}
 
 
 def part_pair(device: str, out: Path, quick: bool) -> dict:

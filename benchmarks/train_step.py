@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lwgan.cli_flags import parse_sets  # --set KEY=VALUE, as the CLI reads it
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -80,38 +82,33 @@ def warm_target_features(trainer, batch: dict) -> None:
             trainer.objective.targets.face(tgt_img, geom.head_box, keys)
 
 
-def parse_sets(items: list[str]) -> dict:
-    """``KEY=VALUE`` config overrides (VALUE read as YAML: 0, true, null, 1e-4 ...)."""
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set: expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | None, overrides: dict | None = None,
-          warm_targets: bool = False) -> dict:
-    """Time ``iters`` training steps of one configuration in this process."""
+def prepared_trainer(profile: str, device: str, variant: Variant, iters: int, batch: int | None,
+                     overrides: dict | None, out: str):
+    """A prepared Trainer of ``variant`` (precision, layout, cache, compile) for ``iters`` timed steps in ``out``."""
     from lwgan.profiles import resolve_config
-    from lwgan.train.pair_stream import batches
     from lwgan.train.trainer import Trainer
 
     flat = {"device": device, "max_steps": iters + 1, **variant.overrides()}
     if batch is not None:
         flat["batch_size"] = batch
     flat.update(overrides or {})
-    cfg = resolve_config(profile, flat)
+    trainer = Trainer(resolve_config(profile, flat), out, progress=False, profile=profile)
+    trainer.prepare()
+    if variant.compile:
+        trainer.G = trainer.objective.G = torch.compile(trainer.G)
+        trainer.D = trainer.objective.D = torch.compile(trainer.D)
+    return trainer
+
+
+def bench(profile: str, device: str, variant: Variant, iters: int, batch: int | None, overrides: dict | None = None,
+          warm_targets: bool = False) -> dict:
+    """Time ``iters`` training steps of one configuration in this process."""
+    from lwgan.train.pair_stream import batches
+
     cuda = device.startswith("cuda")
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(cfg, out, progress=False, profile=profile)
-        trainer.prepare()
-        if variant.compile:
-            trainer.G = trainer.objective.G = torch.compile(trainer.G)
-            trainer.D = trainer.objective.D = torch.compile(trainer.D)
+        trainer = prepared_trainer(profile, device, variant, iters, batch, overrides, out)
+        cfg = trainer.cfg
         stream = batches(trainer.stream, cfg.data.batch_size, 0, cfg.data.batch_size * (iters + 1))
         data = list(stream)
         sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -145,23 +142,10 @@ def in_process(profile: str, device: str, variants: list[str], iters: int, repea
                overrides: dict | None = None, warm_targets: bool = False) -> list[dict]:
     """All variants' trainers in this one process, their steps interleaved repeat by repeat: every
     variant meets the same load, and CPU time (one thread) is the fair measure on a shared machine."""
-    from lwgan.profiles import resolve_config
     from lwgan.train.pair_stream import batches
-    from lwgan.train.trainer import Trainer
 
-    trainers = {}
-    for label in variants:
-        v = Variant.parse(label)
-        flat = {"device": device, "max_steps": iters + 1, **v.overrides()}
-        if batch is not None:
-            flat["batch_size"] = batch
-        flat.update(overrides or {})
-        trainer = Trainer(resolve_config(profile, flat), tempfile.mkdtemp(prefix="lwgan-step-"), progress=False, profile=profile)
-        trainer.prepare()
-        if v.compile:
-            trainer.G = trainer.objective.G = torch.compile(trainer.G)
-            trainer.D = trainer.objective.D = torch.compile(trainer.D)
-        trainers[label] = trainer
+    trainers = {label: prepared_trainer(profile, device, Variant.parse(label), iters, batch, overrides,
+                                        tempfile.mkdtemp(prefix="lwgan-step-")) for label in variants}
     size = next(iter(trainers.values())).cfg.data.batch_size
     data = list(batches(next(iter(trainers.values())).stream, size, 0, size * (iters + 1)))
     for trainer in trainers.values():
