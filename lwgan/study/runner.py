@@ -18,6 +18,7 @@ from lwgan.errors import UserError
 from lwgan.store import driver_http_settings
 from lwgan.study.ray_procs import record_ray_processes, stop_leftover_ray
 from lwgan.study.outcome import TrialOutcome, record_outcome
+from lwgan.study.packing import Packing, pack_trials
 from lwgan.study.spec import ResolvedStudy
 from lwgan.study.state import STATE_FILE, StudyState, TrialRecord, latest_run_dir
 from lwgan.study.trainable import DEFAULT_TRAINER, CrashSpec, TrialContext
@@ -318,7 +319,11 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
             crashes=options.crashes,
             trainer=options.trainer,
         )
-        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": cpu, "gpu": gpu})
+        pending = [r.trial_id for r in state.unfinished()]
+        local = started_ray and not (options.address or os.environ.get("RAY_ADDRESS"))
+        packing = pack_trials(pending, concurrency, cpu, may_share=(
+            spec.kind == "ablation" and local and options.max_concurrent is None and cpu <= 1 and not gpu))
+        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), _trial_resources(packing, cpu, gpu))
         total = len(resolved.trials) if spec.kind == "ablation" else (spec.budget.max_trials or 16)
         monitor = StudyMonitor(state.path, tracker.uri, tracker.experiment, context, spec.objective, concurrency, total,
                                spec.budget.time_budget_s, options.stream)
@@ -332,10 +337,9 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             log_to_file=True,
         )
-        pending = [r.trial_id for r in state.unfinished()]
-        progress.line(_start_line(resolved, len(pending), concurrency, state.path.parent))
+        progress.line(_start_line(resolved, len(pending), concurrency, state.path.parent, packing.describe(concurrency)))
         if spec.kind == "ablation":
-            tuner = _ablation_tuner(trainable, pending, concurrency, run_config, resolved)
+            tuner = _ablation_tuner(trainable, pending, packing.max_concurrent, run_config, resolved)
             grid = tuner.fit()
         else:
             tuner = _search_tuner(trainable, resolved, state, concurrency, run_config, options.resume)
@@ -346,10 +350,26 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
             ray.shutdown()
 
 
-def _start_line(resolved: ResolvedStudy, pending: int, concurrency: int, run_dir: Path) -> str:
+def _trial_resources(packing: Packing, cpu: float, gpu: float):
+    """Ray's resource request of each trial: its share from ``packing`` (by trial id), else ``cpu``."""
+    if not packing.shared_tail:
+        return {"cpu": cpu, "gpu": gpu}
+    from ray.tune import PlacementGroupFactory
+
+    def request(config: dict) -> PlacementGroupFactory:
+        bundle = {"CPU": packing.cpu.get(config.get("trial_id"), cpu)}
+        if gpu:
+            bundle["GPU"] = gpu
+        return PlacementGroupFactory([bundle])
+
+    return request
+
+
+def _start_line(resolved: ResolvedStudy, pending: int, concurrency: int, run_dir: Path, packing_note: str = "") -> str:
     spec = resolved.spec
     what = f"{pending} trials to run" if spec.kind == "ablation" else f"search of up to {spec.budget.max_trials or 16} trials"
-    return (f"study {spec.name} | profile {resolved.profile} | {what}, {concurrency} at a time | "
+    at_a_time = f"{concurrency} at a time" + (f" ({packing_note})" if packing_note else "")
+    return (f"study {spec.name} | profile {resolved.profile} | {what}, {at_a_time} | "
             f"objective {spec.objective.metric} ({spec.objective.mode}) | folder {run_dir}")
 
 

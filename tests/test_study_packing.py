@@ -1,0 +1,67 @@
+"""lwgan.study.packing: the last trials of an ablation share the slots so no core idles at the end;
+and through Ray: three one-cpu trials on two cores really run at the same time."""
+
+from __future__ import annotations
+
+import pytest
+
+from lwgan.study.commands import command_run
+from lwgan.study.packing import pack_trials
+from test_study_runner import STUB, env, load_state, run_args, study_file  # noqa: F401  (env is a fixture)
+
+IDS = [f"t{i:02d}" for i in range(15)]
+
+
+def test_fifteen_trials_on_two_slots_end_with_three_sharing():
+    packing = pack_trials(IDS, 2, 1.0, may_share=True)
+    assert packing.shared_tail == ("t12", "t13", "t14")
+    assert packing.max_concurrent == 3
+    assert [packing.cpu[t] for t in IDS[:12]] == [1.0] * 12
+    assert [packing.cpu[t] for t in IDS[12:]] == [0.6666] * 3
+    assert sum(packing.cpu[t] for t in packing.shared_tail) <= 2.0  # all three fit Ray's 2 CPUs at once
+    assert packing.describe(2) == "the last 3 share the 2 slots"
+
+
+@pytest.mark.parametrize("n,slots,cpu,tail,share", [
+    (16, 2, 1.0, 0, None),    # waves come out even: nothing to share
+    (2, 2, 1.0, 0, None),     # one wave
+    (1, 2, 1.0, 0, None),     # fewer trials than slots: each has its own core already
+    (3, 2, 1.0, 3, 0.6666),   # all three at once on two cores
+    (9, 4, 1.0, 5, 0.8),      # 8 cores' worth of waves, the 9th joins the last wave of 4
+    (11, 4, 1.0, 7, 0.5714),  # remainder 3: the last 7 share 4 slots
+    (7, 4, 0.5, 7, 0.2857),   # half-cpu trials (4 slots on 2 cores): 7 share them
+])
+def test_the_rule(n, slots, cpu, tail, share):
+    ids = IDS[:n] if n <= len(IDS) else [f"x{i}" for i in range(n)]
+    packing = pack_trials(ids, slots, cpu, may_share=True)
+    assert len(packing.shared_tail) == tail
+    assert packing.shared_tail == tuple(ids[len(ids) - tail:]) if tail else packing.shared_tail == ()
+    if share is None:
+        assert set(packing.cpu.values()) == {cpu} and packing.max_concurrent == slots
+    else:
+        assert packing.cpu[ids[-1]] == pytest.approx(share, abs=1e-9)
+        assert tail * packing.cpu[ids[-1]] <= slots * cpu + 1e-12  # never more than the slots hold
+        assert packing.max_concurrent == tail
+        assert all(packing.cpu[t] == cpu for t in ids[: n - tail])
+
+
+def test_no_sharing_when_not_allowed():
+    packing = pack_trials(IDS, 2, 1.0, may_share=False)
+    assert packing.shared_tail == () and set(packing.cpu.values()) == {1.0} and packing.max_concurrent == 2
+    assert packing.describe(2) == ""
+    with pytest.raises(ValueError, match="slots must be >= 1"):
+        pack_trials(IDS, 0, 1.0, may_share=True)
+
+
+def test_three_trials_on_two_cores_run_together(env, tmp_path, monkeypatch, capsys):
+    """Without packing the third trial starts when one of the first two ends; with it all three overlap."""
+    monkeypatch.setattr("lwgan.study.runner.os.cpu_count", lambda: 2)
+    monkeypatch.setenv("LWGAN_STUB_STEP_S", "0.25")  # 12 steps: ~3 s a trial, long beside Ray's scheduling
+    path = study_file(tmp_path, {"a": {"lr_G": 3e-4}, "b": {"lr_G": 4e-4}})  # + baseline = 3 trials
+    storage = tmp_path / "runs"
+    assert command_run(run_args(path, storage, max_concurrent=None), trainer=STUB) == 0
+    state = load_state(storage, "plumb")
+    spans = [(r.started, r.ended) for r in state.trials.values()]
+    assert all(r.state == "completed" for r in state.trials.values())
+    assert max(s for s, _ in spans) < min(e for _, e in spans), f"not all three ran at once: {spans}"
+    assert "3 trials to run, 2 at a time (the last 3 share the 2 slots)" in capsys.readouterr().err
