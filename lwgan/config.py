@@ -171,6 +171,11 @@ class RunConfig:
     # Memory (MiB) for the target frames' VGG19 / SphereFace features, computed once per frame and
     # reused whenever the frame is drawn again (lwgan.models.target_features); 0 = recompute every step.
     target_cache_mb: int = 1024
+    # A folder where runs with the same frozen backbones share those target features on disk (entries
+    # carry the image and box they were made from and sit in a folder named after the weights,
+    # precision, device, torch and threads, so a read is what the run would compute; up to
+    # target_cache_mb per net). A study points its trials at one folder per invocation. None = memory only.
+    target_cache_dir: str | None = None
     divergence_threshold: float = 1e6  # |loss| above this (or non-finite) = diverged
 
 

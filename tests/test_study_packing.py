@@ -1,5 +1,6 @@
 """lwgan.study.packing: the last trials of an ablation share the slots so no core idles at the end;
-and through Ray: three one-cpu trials on two cores really run at the same time."""
+and through Ray: three one-cpu trials on two cores really run at the same time, pointed at one shared
+target-feature folder that is gone when the study ends."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from lwgan.study.commands import command_run
 from lwgan.study.packing import pack_trials
+from lwgan.study.runner import TARGET_CACHE, fresh_target_cache
 from test_study_runner import STUB, env, load_state, run_args, study_file  # noqa: F401  (env is a fixture)
 
 IDS = [f"t{i:02d}" for i in range(15)]
@@ -65,3 +67,17 @@ def test_three_trials_on_two_cores_run_together(env, tmp_path, monkeypatch, caps
     assert all(r.state == "completed" for r in state.trials.values())
     assert max(s for s, _ in spans) < min(e for _, e in spans), f"not all three ran at once: {spans}"
     assert "3 trials to run, 2 at a time (the last 3 share the 2 slots)" in capsys.readouterr().err
+    # The trials were pointed at one shared target-feature folder, removed when the study ended.
+    shared = state.path.parent / TARGET_CACHE
+    for tid in state.trials:
+        config = (state.path.parent / "trials" / tid / "config.yaml").read_text()
+        assert f"target_cache_dir: {shared.resolve()}" in config.splitlines()
+    assert not shared.exists()
+
+
+def test_a_fresh_target_cache_folder_drops_what_a_killed_driver_left(tmp_path):
+    stale = tmp_path / TARGET_CACHE / "vgg-0123" / "entry.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    folder = fresh_target_cache(tmp_path)
+    assert folder == tmp_path / TARGET_CACHE and folder.is_dir() and not any(folder.iterdir())

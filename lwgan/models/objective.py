@@ -81,15 +81,16 @@ class Objective:
     """``generator_phase`` and ``discriminator_phase`` of one LWGAN step. A weight of 0 skips that
     term's computation and reports 0.0. ``vgg`` / ``face`` are frozen feature nets (backbones.py); the
     target images' features are computed one frame at a time and kept per frame key for up to
-    ``target_cache_bytes`` (lwgan.models.target_features; 0 keeps none)."""
+    ``target_cache_bytes`` (lwgan.models.target_features; 0 keeps none), and shared on disk with other
+    runs in ``target_cache_dir`` when given (lwgan.models.feature_store)."""
 
     def __init__(self, train_cfg, G: nn.Module, D: nn.Module, vgg: nn.Module | None, face: nn.Module | None,
-                 target_cache_bytes: int = 0):
+                 target_cache_bytes: int = 0, target_cache_dir: str | None = None):
         self.weights = train_cfg.losses
         self.gp_weight = float(train_cfg.stabilizers.gp_weight)
         self.real_target = float(train_cfg.stabilizers.label_smoothing)
         self.G, self.D, self.vgg, self.face = G, D, vgg, face
-        self.targets = TargetFeatures(vgg, face, target_cache_bytes)
+        self.targets = TargetFeatures(vgg, face, target_cache_bytes, target_cache_dir)
         w = self.weights
         if (w.lambda_tsf > 0 or w.lambda_style > 0) and vgg is None:
             raise ValueError("Objective: lambda_tsf / lambda_style > 0 need a VGG19 feature network (build_vgg19)")

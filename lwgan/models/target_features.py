@@ -12,17 +12,20 @@ a batch would make a resumed run (empty cache) drift from an uninterrupted one. 
 copy of the image and head box it was made from; a lookup with other values recomputes (so a dataset
 with augmentation stays correct, it only gains nothing). Least recently used frames leave first once
 ``max_bytes`` is reached; a frame computed again gives the same values, so eviction changes nothing
-but speed.
+but speed. With ``shared_dir``, a frame missing from memory is looked up on disk next, in a store
+the other runs of a study share (lwgan.models.feature_store), and what is computed is written there.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
 from lwgan.lru import ByteLRU
 from lwgan.models import losses
+from lwgan.models.feature_store import DiskFeatureStore, module_digest
 
 Features = list[torch.Tensor]
 
@@ -75,35 +78,56 @@ class TargetFeatures:
     the cache on; without keys every image is still computed on its own, so results never depend on
     the batch."""
 
-    def __init__(self, vgg: Callable | None, face: Callable | None, max_bytes: int):
+    def __init__(self, vgg: Callable | None, face: Callable | None, max_bytes: int, shared_dir: str | Path | None = None):
         self.vgg_net, self.face_net = vgg, face
         self.vgg_cache = FrameFeatureCache(max_bytes // 2 if face is not None else max_bytes)
         self.face_cache = FrameFeatureCache(max_bytes - self.vgg_cache.max_bytes)
+        # Optional second level on disk, shared with the other runs of a study (lwgan.models.feature_store).
+        self.shared_dir = Path(shared_dir) if shared_dir else None
+        self._stores: dict[str, DiskFeatureStore] = {}
+
+    def store(self, name: str) -> DiskFeatureStore | None:
+        """The disk store of ``vgg`` or ``face`` (None without ``shared_dir``); the net's weights are
+        hashed on first use (they are frozen)."""
+        budget = (self.vgg_cache if name == "vgg" else self.face_cache).max_bytes
+        if self.shared_dir is None or budget <= 0:
+            return None
+        if name not in self._stores:
+            net = self.vgg_net if name == "vgg" else self.face_net
+            self._stores[name] = DiskFeatureStore(self.shared_dir, name, module_digest(net), budget)
+        return self._stores[name]
 
     @torch.no_grad()
     def vgg(self, images: torch.Tensor, keys: Sequence[str] | None = None) -> Features:
-        return self._per_frame(self.vgg_cache, images, None, keys, lambda x, _box: self.vgg_net(x))
+        return self._per_frame(self.vgg_cache, "vgg", images, None, keys, lambda x, _box: self.vgg_net(x))
 
     @torch.no_grad()
     def face(self, images: torch.Tensor, head_boxes: torch.Tensor, keys: Sequence[str] | None = None) -> Features:
         size = getattr(self.face_net, "input_size", losses.FACE_CROP_SIZE)
-        return self._per_frame(self.face_cache, images, head_boxes, keys,
+        return self._per_frame(self.face_cache, "face", images, head_boxes, keys,
                                lambda x, box: self.face_net(losses.crop_and_resize(x, box, size)))
 
-    def _per_frame(self, cache: FrameFeatureCache, images: torch.Tensor, boxes: torch.Tensor | None,
+    def _per_frame(self, cache: FrameFeatureCache, name: str, images: torch.Tensor, boxes: torch.Tensor | None,
                    keys: Sequence[str] | None, compute) -> Features:
         if keys is not None and len(keys) != images.shape[0]:
             raise ValueError(f"TargetFeatures: {len(keys)} keys for {images.shape[0]} images")
+        store = self.store(name) if keys is not None else None
         per_image: list[Features] = []
         for i in range(images.shape[0]):
             image = images[i : i + 1]
             box = boxes[i : i + 1] if boxes is not None else None
             fingerprint = (image,) if box is None else (image, box.to(image.device))
             found = cache.get(keys[i], fingerprint) if keys is not None else None
+            if found is None and store is not None:
+                found = store.get(keys[i], fingerprint, image.device)
+                if found is not None:
+                    cache.put(keys[i], fingerprint, found)
             if found is None:
                 found = list(compute(image, box))
                 if keys is not None:
                     cache.put(keys[i], fingerprint, found)
+                if store is not None:
+                    store.put(keys[i], fingerprint, found, image.device)
             per_image.append(found)
         return [torch.cat(level, dim=0) for level in zip(*per_image)]
 

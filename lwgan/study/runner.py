@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from lwgan.study.trainable import DEFAULT_TRAINER, CrashSpec, TrialContext
 from lwgan.vocab import FINAL_STATUSES, TrialStatus, TuneKey
 
 TUNE_NAME = "tune"
+TARGET_CACHE = "target_cache"  # in the run folder, for one invocation (removed when it ends)
 
 
 @dataclass
@@ -318,6 +320,7 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
             profile=resolved.profile,
             crashes=options.crashes,
             trainer=options.trainer,
+            target_cache_dir=str(fresh_target_cache(state.path.parent).resolve()),
         )
         pending = [r.trial_id for r in state.unfinished()]
         local = started_ray and not (options.address or os.environ.get("RAY_ADDRESS"))
@@ -348,6 +351,16 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
     finally:
         if started_ray:
             ray.shutdown()
+        shutil.rmtree(state.path.parent / TARGET_CACHE, ignore_errors=True)
+
+
+def fresh_target_cache(run_dir: Path) -> Path:
+    """An empty folder for this invocation's shared target features (lwgan.models.feature_store): what a
+    killed earlier driver left there is removed, so entries never outlive the code that wrote them."""
+    folder = run_dir / TARGET_CACHE
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def _trial_resources(packing: Packing, cpu: float, gpu: float):

@@ -66,6 +66,9 @@ class TrialContext:
     profile: str | None = None
     crashes: tuple[CrashSpec, ...] = ()
     trainer: str = DEFAULT_TRAINER  # "module:Class" with the Trainer contract (tests pass a stand-in)
+    # The folder where this invocation's trials share target features (run.target_cache_dir), unless a
+    # trial's config names one; None = each trial keeps its own in memory.
+    target_cache_dir: str | None = None
 
     def worst_objective(self) -> float:
         """The objective a diverged trial reports: finite (Optuna and ASHA take no NaN), worse than any real value."""
@@ -75,10 +78,14 @@ class TrialContext:
 def trial_config(context: TrialContext, trial_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The trial's full flat config: its plan (ablation) or the baseline plus the suggested values (search)."""
     if trial_name in context.plans:
-        return dict(context.plans[trial_name])
-    from lwgan.study.space import config_values
+        flat = dict(context.plans[trial_name])
+    else:
+        from lwgan.study.space import config_values
 
-    return {**context.baseline, **config_values(config)}
+        flat = {**context.baseline, **config_values(config)}
+    if context.target_cache_dir and not flat.get("target_cache_dir"):
+        flat["target_cache_dir"] = context.target_cache_dir
+    return flat
 
 
 def _load_trainer(ref: str):

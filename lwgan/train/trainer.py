@@ -148,7 +148,8 @@ class Trainer:
         # that need no grad on every call, so fp32 copies would cost a cast of VGG19 per forward.
         self.vgg = vgg.to(self.device, dtype=self.precision.backbone_dtype, memory_format=fmt)
         self.face = face.to(self.device, dtype=self.precision.backbone_dtype, memory_format=fmt)
-        self.objective = Objective(cfg, self.G, self.D, self.vgg, self.face, target_cache_bytes=cfg.run.target_cache_mb << 20)
+        self.objective = Objective(cfg, self.G, self.D, self.vgg, self.face, target_cache_bytes=cfg.run.target_cache_mb << 20,
+                                   target_cache_dir=cfg.run.target_cache_dir)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         # The fused kernel: the same Adam update in one pass over each parameter (about 10 ms of a
         # 440 ms small-profile step on the CPU, BENCHMARKS.md); on CUDA, and on the CPU from torch 2.4.

@@ -1,0 +1,131 @@
+"""Target features on disk, shared by the runs of one study (lwgan.models.target_features keeps them
+in memory for one run; this lets the next run read what an earlier one computed).
+
+The trials of a study train on the same frames with the same frozen backbones, so each computed the
+same target features again (on the small profile ~4.6 s of a ~125 s trial). A frame's features are
+a pure function of the backbone's weights, the frame's image and head box, and how the forward runs
+(precision, device, torch build, CPU instruction set, thread count): the folder of an entry names
+all of those but the image and box, which the entry carries and a lookup compares bit for bit (as
+the memory cache does). So a feature read from the store is the one this run would have computed,
+to the last bit, and a run gives the same numbers with the store or without it
+(tests/test_models_feature_store.py).
+
+Entries are written whole (a temporary file, then an atomic rename), so runs that write the same
+frame at once, or a run killed mid-write, never leave a torn entry; an unreadable entry counts as a
+miss. Writing stops once the folder holds ``max_bytes``. The study runner gives each invocation a
+fresh folder and removes it at the end (lwgan.study.runner): entries never outlive the code that
+made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+Features = list[torch.Tensor]
+ENTRY_SUFFIX = ".pt"
+
+
+def module_digest(module: nn.Module) -> str:
+    """sha1 of a module's parameters and buffers (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha1()
+    for name, tensor in list(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def compute_environment(device: torch.device) -> dict[str, str]:
+    """What, besides weights and inputs, decides a forward's bits here and now: torch build, device
+    kind (CPU instruction set or GPU name), intra-op threads, and the autocast dtype in effect."""
+    kind = device.type
+    if kind == "cuda":
+        where = f"{torch.cuda.get_device_name(device)}|cudnn {torch.backends.cudnn.version()}"
+    else:
+        where = f"cpu {torch.backends.cpu.get_cpu_capability()}"
+    return {"torch": torch.__version__, "device": where, "threads": str(torch.get_num_threads()), "autocast": _autocast_state(kind)}
+
+
+def _autocast_state(kind: str) -> str:
+    """The autocast dtype in effect for ``kind`` ("off" when none); torch < 2.4 has per-device functions."""
+    if hasattr(torch, "get_autocast_dtype"):
+        return str(torch.get_autocast_dtype(kind)) if torch.is_autocast_enabled(kind) else "off"
+    if kind == "cpu":  # pragma: no cover - torch 2.2 / 2.3
+        return str(torch.get_autocast_cpu_dtype()) if torch.is_autocast_cpu_enabled() else "off"
+    return str(torch.get_autocast_gpu_dtype()) if torch.is_autocast_enabled() else "off"  # pragma: no cover
+
+
+def _entry_name(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()[:24] + ENTRY_SUFFIX
+
+
+class DiskFeatureStore:
+    """Feature levels per frame key under ``root``/<namespace of the net and environment>/, for as long
+    as the folder holds less than ``max_bytes``. ``net_digest`` names the frozen net's weights."""
+
+    def __init__(self, root: str | Path, net_name: str, net_digest: str, max_bytes: int):
+        self.root = Path(root)
+        self.net_name, self.net_digest = net_name, net_digest
+        self.max_bytes = int(max_bytes)
+        self._bytes: dict[Path, int] = {}  # namespace folder -> bytes it held when first seen + what this run wrote
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+
+    def folder(self, device: torch.device) -> Path:
+        """The namespace for the forward as it would run now (the autocast and threads in effect)."""
+        ident = {"net": self.net_name, "weights": self.net_digest, **compute_environment(device)}
+        digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        return self.root / f"{self.net_name}-{digest}"
+
+    def _folder_bytes(self, folder: Path) -> int:
+        if folder not in self._bytes:
+            self._bytes[folder] = sum(e.stat().st_size for e in os.scandir(folder) if e.is_file()) if folder.is_dir() else 0
+        return self._bytes[folder]
+
+    def get(self, key: str, fingerprint: Sequence[torch.Tensor], device: torch.device) -> Features | None:
+        path = self.folder(device) / _entry_name(key)
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError):  # absent, or written by a run killed mid-way
+            entry = None
+        if (entry is None or entry.get("key") != key or len(entry["fingerprint"]) != len(fingerprint)
+                or not all(a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b.cpu())
+                           for a, b in zip(entry["fingerprint"], fingerprint))):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return [f.to(device) for f in entry["features"]]
+
+    def put(self, key: str, fingerprint: Sequence[torch.Tensor], features: Sequence[torch.Tensor], device: torch.device) -> bool:
+        """Write the entry unless the folder is full; True when written."""
+        folder = self.folder(device)
+        size = sum(t.numel() * t.element_size() for t in (*fingerprint, *features))
+        if self._folder_bytes(folder) + size > self.max_bytes:
+            return False
+        folder.mkdir(parents=True, exist_ok=True)
+        # Copies, not views: torch.save writes a view's whole storage (the batch it was sliced from).
+        entry = {"key": key, "fingerprint": [t.detach().to("cpu", copy=True) for t in fingerprint],
+                 "features": [t.detach().to("cpu", copy=True) for t in features]}
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ENTRY_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(entry, fh)
+            os.replace(tmp, folder / _entry_name(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._bytes[folder] += size
+        self.writes += 1
+        return True
+
+
+__all__ = ["DiskFeatureStore", "compute_environment", "module_digest"]
