@@ -110,8 +110,10 @@ class StudyMonitor(Callback):
         counts = self.state.counts()
         total = self.total or len(self.state.trials)
         remaining = total - sum(counts[s] for s in vocab.FINAL_STATUSES)
+        running = [t for t, r in self.state.trials.items() if r.state == S.RUNNING]
+        done = [self._steps[t] / self._totals[t] for t in running if self._totals.get(t) and t in self._steps]
         return status_line(counts, total, self.best(), self.objective.metric,
-                           estimate_eta(self.durations, remaining, self.concurrency))
+                           estimate_eta(self.durations, remaining, self.concurrency, done))
 
     # -- Tune hooks ----------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:

@@ -1,11 +1,12 @@
 """The study progress view: one line per trial event with the counts by state, the best objective so far
-and an ETA (mean finished-trial time x remaining trials / concurrency)."""
+and an ETA (mean finished-trial time x the trials' work left / concurrency, running trials counted by
+the steps they have left)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Mapping, TextIO
+from typing import Mapping, Sequence, TextIO
 
 from lwgan.train.progress import format_eta
 from lwgan.vocab import FINAL_STATUSES, TrialStatus
@@ -21,12 +22,20 @@ def format_counts(counts: Mapping[str, int], total: int | None) -> str:
     return ", ".join([head, *rest])
 
 
-def estimate_eta(durations: list[float], remaining: int, concurrency: int) -> float | None:
-    """Seconds left, from the mean duration of finished trials; None before any finished."""
+def estimate_eta(durations: list[float], remaining: int, concurrency: int,
+                 running_done: Sequence[float] = ()) -> float | None:
+    """Seconds left, from the mean duration of finished trials; None before any finished.
+
+    ``remaining`` counts the trials not finished (running ones included); ``running_done`` is the
+    fraction of its steps each running trial has done. The work left (in trials) is shared by
+    ``concurrency`` slots, and the study cannot end before its furthest-behind running trial."""
     if not durations or remaining <= 0:
         return None if remaining > 0 else 0.0
-    waves = -(-remaining // max(1, concurrency))
-    return sum(durations) / len(durations) * waves
+    mean = sum(durations) / len(durations)
+    done = [min(1.0, max(0.0, f)) for f in running_done]
+    left = max(0.0, remaining - sum(done))
+    longest = max((1.0 - f for f in done), default=0.0)
+    return mean * max(left / max(1, concurrency), longest)
 
 
 class StudyProgress:
