@@ -174,7 +174,8 @@ class RunConfig:
     # A folder where runs with the same frozen backbones share those target features on disk (entries
     # carry the image and box they were made from and sit in a folder named after the weights,
     # precision, device, torch and threads, so a read is what the run would compute; up to
-    # target_cache_mb per net). A study points its trials at one folder per invocation. None = memory only.
+    # target_cache_mb per net). A study points its trials at <run folder>/target_cache/, which exists only
+    # while the study runs (so a trial's config.yaml names a folder that is gone). None = memory only.
     target_cache_dir: str | None = None
     divergence_threshold: float = 1e6  # |loss| above this (or non-finite) = diverged
 
