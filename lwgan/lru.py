@@ -4,9 +4,17 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, Iterable, TypeVar
+
+if TYPE_CHECKING:
+    import torch
 
 V = TypeVar("V")
+
+
+def tensor_bytes(tensors: Iterable["torch.Tensor"]) -> int:
+    """What ``tensors`` weigh in memory (their elements, not their storages): a cache entry's size."""
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 class ByteLRU(Generic[V]):

@@ -1,31 +1,14 @@
 """Target features shared on disk between runs (lwgan.models.feature_store): a read is what the run
 would have computed, bit for bit; anything that could change the bits leads to another folder or a miss."""
 
-import warnings
-
-import pytest
 import torch
 
-from lwgan.models import build_sphereface, build_vgg19
+from lwgan.models import build_vgg19
 from lwgan.models.feature_store import DiskFeatureStore, compute_environment, module_digest
 from lwgan.models.target_features import TargetFeatures
+from test_models_target_features import BOXES, images, nets  # noqa: F401  (nets is a fixture)
 
-SIZE = 32
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def nets():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return build_vgg19(None)[0], build_sphereface(None, crop=28)[0]
-
-
-def images(n, seed):
-    return torch.rand(n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-BOXES = torch.tensor([[4, 2, 20, 18], [8, 0, 30, 20], [0, 0, 32, 32]])
 
 
 class Counting(torch.nn.Module):
@@ -114,7 +97,7 @@ def test_a_torn_or_foreign_entry_is_a_miss_and_the_budget_stops_writes(nets, tmp
     assert store.get("other", (frame,), CPU) is None  # nothing there
     entry.write_bytes(entry.read_bytes()[:40])  # a run killed mid-write (only a rename could do this)
     assert store.get("k", (frame,), CPU) is None
-    assert not list(store.folder(CPU).glob(".tmp-*"))  # no temporary file left behind
+    assert [p.name for p in store.folder(CPU).iterdir()] == [entry.name]  # no temporary file left behind
 
     small = DiskFeatureStore(tmp_path / "small", "vgg", "w", max_bytes=2 * frame.numel() * 4)
     assert small.put("a", (frame,), [frame], CPU)  # exactly the budget

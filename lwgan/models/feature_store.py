@@ -10,7 +10,7 @@ the memory cache does). So a feature read from the store is the one this run wou
 to the last bit, and a run gives the same numbers with the store or without it
 (tests/test_models_feature_store.py).
 
-Entries are written whole (a temporary file, then an atomic rename), so runs that write the same
+Entries are written whole (lwgan.fsutil.atomic_write: a temporary file, then a rename), so runs that write the same
 frame at once, or a run killed mid-write, never leave a torn entry; an unreadable entry counts as a
 miss. Writing stops once the folder holds ``max_bytes``. The study runner gives each invocation a
 fresh folder and removes it at the end (lwgan.study.runner): entries never outlive the code that
@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
+
+from lwgan.fsutil import atomic_write
+from lwgan.lru import tensor_bytes
 
 Features = list[torch.Tensor]
 ENTRY_SUFFIX = ".pt"
@@ -36,7 +38,7 @@ ENTRY_SUFFIX = ".pt"
 def module_digest(module: nn.Module) -> str:
     """sha1 of a module's parameters and buffers (names, dtypes, shapes, bytes)."""
     h = hashlib.sha1()
-    for name, tensor in list(module.state_dict().items()):
+    for name, tensor in module.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -61,6 +63,13 @@ def _autocast_state(kind: str) -> str:
     if kind == "cpu":  # pragma: no cover - torch 2.2 / 2.3
         return str(torch.get_autocast_cpu_dtype()) if torch.is_autocast_cpu_enabled() else "off"
     return str(torch.get_autocast_gpu_dtype()) if torch.is_autocast_enabled() else "off"  # pragma: no cover
+
+
+def same_tensors(stored: Sequence[torch.Tensor], given: Sequence[torch.Tensor]) -> bool:
+    """Whether two fingerprints (the tensors a cache entry was made from) are equal bit for bit:
+    same count, and each pair of the same shape, dtype and values (``given`` may sit on another device)."""
+    return len(stored) == len(given) and all(
+        a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b.to(a.device)) for a, b in zip(stored, given))
 
 
 def _entry_name(key: str) -> str:
@@ -97,9 +106,7 @@ class DiskFeatureStore:
             entry = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError, ValueError):  # absent, or written by a run killed mid-way
             entry = None
-        if (entry is None or entry.get("key") != key or len(entry["fingerprint"]) != len(fingerprint)
-                or not all(a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b.cpu())
-                           for a, b in zip(entry["fingerprint"], fingerprint))):
+        if entry is None or entry.get("key") != key or not same_tensors(entry["fingerprint"], fingerprint):
             self.misses += 1
             return None
         self.hits += 1
@@ -108,24 +115,17 @@ class DiskFeatureStore:
     def put(self, key: str, fingerprint: Sequence[torch.Tensor], features: Sequence[torch.Tensor], device: torch.device) -> bool:
         """Write the entry unless the folder is full; True when written."""
         folder = self.folder(device)
-        size = sum(t.numel() * t.element_size() for t in (*fingerprint, *features))
+        size = tensor_bytes([*fingerprint, *features])
         if self._folder_bytes(folder) + size > self.max_bytes:
             return False
-        folder.mkdir(parents=True, exist_ok=True)
         # Copies, not views: torch.save writes a view's whole storage (the batch it was sliced from).
         entry = {"key": key, "fingerprint": [t.detach().to("cpu", copy=True) for t in fingerprint],
                  "features": [t.detach().to("cpu", copy=True) for t in features]}
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ENTRY_SUFFIX)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(entry, fh)
-            os.replace(tmp, folder / _entry_name(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(folder / _entry_name(key)) as tmp:
+            torch.save(entry, tmp)
         self._bytes[folder] += size
         self.writes += 1
         return True
 
 
-__all__ = ["DiskFeatureStore", "compute_environment", "module_digest"]
+__all__ = ["DiskFeatureStore", "compute_environment", "module_digest", "same_tensors"]

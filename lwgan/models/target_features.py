@@ -23,15 +23,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from lwgan.lru import ByteLRU
+from lwgan.lru import ByteLRU, tensor_bytes
 from lwgan.models import losses
-from lwgan.models.feature_store import DiskFeatureStore, module_digest
+from lwgan.models.feature_store import DiskFeatureStore, module_digest, same_tensors
 
 Features = list[torch.Tensor]
-
-
-def _nbytes(tensors: Sequence[torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 class FrameFeatureCache:
@@ -42,7 +38,7 @@ class FrameFeatureCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = int(max_bytes)
         self._entries: ByteLRU[tuple[tuple[torch.Tensor, ...], Features]] = ByteLRU(
-            self.max_bytes, lambda item: _nbytes(item[0]) + _nbytes(item[1]))
+            self.max_bytes, lambda item: tensor_bytes([*item[0], *item[1]]))
         self.hits = 0
         self.misses = 0
 
@@ -55,9 +51,7 @@ class FrameFeatureCache:
 
     def get(self, key: str, fingerprint: tuple[torch.Tensor, ...]) -> Features | None:
         found = self._entries.get(key)
-        if found is not None and len(found[0]) == len(fingerprint) and all(
-            a.shape == b.shape and torch.equal(a, b) for a, b in zip(found[0], fingerprint)
-        ):
+        if found is not None and same_tensors(found[0], fingerprint):
             self._entries.touch(key)
             self.hits += 1
             return found[1]
@@ -65,7 +59,7 @@ class FrameFeatureCache:
         return None
 
     def put(self, key: str, fingerprint: tuple[torch.Tensor, ...], features: Features) -> None:
-        if self.max_bytes <= 0 or _nbytes(features) + _nbytes(fingerprint) > self.max_bytes:
+        if self.max_bytes <= 0 or tensor_bytes([*features, *fingerprint]) > self.max_bytes:
             return
         self._entries.put(key, (tuple(t.detach().clone() for t in fingerprint), [f.detach() for f in features]))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from lwgan.fsutil import atomic_write
-from lwgan.lru import ByteLRU
+from lwgan.lru import ByteLRU, tensor_bytes
 from lwgan.render.geometry import FrameGeometry
 
 DEFAULT_MAX_BYTES = 2 << 30  # in-memory budget; least recently used frames leave first
@@ -28,7 +28,7 @@ class CorrespondenceCache:
             self.folder.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
         # entry -> (the 85 SMPL values it was made from, its geometry); the SMPL values are not weighed
-        self._memory: ByteLRU[tuple[torch.Tensor, FrameGeometry]] = ByteLRU(self.max_bytes, lambda item: _nbytes(item[1]))
+        self._memory: ByteLRU[tuple[torch.Tensor, FrameGeometry]] = ByteLRU(self.max_bytes, lambda item: tensor_bytes(item[1].tensors()))
         self.hits = 0
         self.misses = 0
 
@@ -86,6 +86,3 @@ class CorrespondenceCache:
         with atomic_write(path) as tmp:
             torch.save({"entry": entry, "smpl": smpl, "frame": list(frame.tensors())}, tmp)
 
-
-def _nbytes(frame: FrameGeometry) -> int:
-    return sum(t.numel() * t.element_size() for t in frame.tensors())
