@@ -39,11 +39,16 @@ def finish(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def two_at_once(profile: str, variant: str, steps: int) -> tuple[float, list[dict]]:
+def k_at_once(profile: str, variant: str, steps: int, k: int) -> tuple[float, list[dict]]:
+    """``k`` one-thread trainings started together; the wall time until all finished, and their rows."""
     start = time.perf_counter()
-    procs = [training(profile, variant, steps, 1) for _ in range(2)]
+    procs = [training(profile, variant, steps, 1) for _ in range(k)]
     rows = [finish(p) for p in procs]
     return time.perf_counter() - start, rows
+
+
+def two_at_once(profile: str, variant: str, steps: int) -> tuple[float, list[dict]]:
+    return k_at_once(profile, variant, steps, 2)
 
 
 def one_at_a_time(profile: str, variant: str, steps: int) -> tuple[float, list[dict]]:
@@ -51,12 +56,6 @@ def one_at_a_time(profile: str, variant: str, steps: int) -> tuple[float, list[d
     rows = [finish(training(profile, variant, steps, 2)) for _ in range(2)]
     return time.perf_counter() - start, rows
 
-
-def k_at_once(profile: str, variant: str, steps: int, k: int) -> tuple[float, list[dict]]:
-    start = time.perf_counter()
-    procs = [training(profile, variant, steps, 1) for _ in range(k)]
-    rows = [finish(p) for p in procs]
-    return time.perf_counter() - start, rows
 
 
 def at_once_table(profile: str, variant: str, steps: int, repeats: int, ks: list[int]) -> None:
