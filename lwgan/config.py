@@ -174,9 +174,16 @@ class RunConfig:
     # A folder where runs with the same frozen backbones share those target features on disk (entries
     # carry the image and box they were made from and sit in a folder named after the weights,
     # precision, device, torch and threads, so a read is what the run would compute; up to
-    # target_cache_mb per net). A study points its trials at <run folder>/target_cache/, which exists only
-    # while the study runs (so a trial's config.yaml names a folder that is gone). None = memory only.
+    # target_cache_mb per net). A study points its trials at <run folder>/frame_caches/target_features/,
+    # which exists only while the study runs (so a trial's config.yaml names a folder that is gone).
+    # None = memory only.
     target_cache_dir: str | None = None
+    # A folder where runs share the frames' rendered correspondences on disk (entries carry the SMPL
+    # values they were made from and sit in a folder named after the body model, image size, torch,
+    # device and threads, so a read is what the run would render; up to 2 GiB). A study points its
+    # trials at <run folder>/frame_caches/correspondences/, which exists only while the study runs.
+    # None = memory only.
+    correspondence_cache_dir: str | None = None
     divergence_threshold: float = 1e6  # |loss| above this (or non-finite) = diverged
 
 

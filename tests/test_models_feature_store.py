@@ -4,7 +4,8 @@ would have computed, bit for bit; anything that could change the bits leads to a
 import torch
 
 from lwgan.models import build_vgg19
-from lwgan.models.feature_store import DiskFeatureStore, compute_environment, module_digest
+from lwgan.fingerprint import compute_environment, module_digest
+from lwgan.models.feature_store import DiskFeatureStore
 from lwgan.models.target_features import TargetFeatures
 from test_models_target_features import BOXES, images, nets  # noqa: F401  (nets is a fixture)
 
@@ -113,9 +114,9 @@ def test_no_store_without_a_folder_or_with_the_cache_off(nets, tmp_path):
     assert off.store("vgg") is None and not any(tmp_path.iterdir())
 
 
-def test_training_is_the_same_with_a_warm_shared_folder(tmp_path, monkeypatch):
-    """Two tiny runs share a folder (the second reads what the first wrote); a third has none: the
-    three give identical losses and weights."""
+def test_training_is_the_same_with_warm_shared_folders(tmp_path, monkeypatch):
+    """Two tiny runs share folders of target features and correspondences (the second reads what the
+    first wrote); a third has none: the three give identical losses and weights."""
     from lwgan.profiles import resolve_config
     from lwgan.train.metrics_log import read_metrics
     from lwgan.train.trainer import Trainer
@@ -126,13 +127,18 @@ def test_training_is_the_same_with_a_warm_shared_folder(tmp_path, monkeypatch):
     for name, folder in (("writes", shared), ("reads", shared), ("none", None)):
         cfg = resolve_config("tiny", {"max_steps": 4, "device": "cpu", "num_threads": 1, "eval_every": 4,
                                       "sample_every": 4, "checkpoint_every": 4,
-                                      "target_cache_dir": str(folder) if folder else None})
+                                      "target_cache_dir": str(folder / "targets") if folder else None,
+                                      "correspondence_cache_dir": str(folder / "corr") if folder else None})
         trainer = Trainer(cfg, tmp_path / name, progress=False)
         trainer.fit()
         runs[name] = (trainer, [r for r in read_metrics(tmp_path / name / "metrics.jsonl") if r["step"] > 0])
     reads = runs["reads"][0].objective.targets
     assert runs["writes"][0].objective.targets.store("vgg").writes > 0
     assert reads.store("vgg").hits > 0 and reads.store("vgg").writes == 0 and reads.store("face").hits > 0
+    # Every frame the reader drew had been rendered by the writer: none rendered again.
+    written, read = runs["writes"][0].geometry.cache, runs["reads"][0].geometry.cache
+    assert written.misses > 0 and read.hits > 0 and read.misses == 0
+    assert runs["none"][0].geometry.cache.folder is None
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in rows]  # noqa: E731
     assert strip(runs["reads"][1]) == strip(runs["none"][1]) == strip(runs["writes"][1])
     for name, tensor in runs["none"][0].G.state_dict().items():

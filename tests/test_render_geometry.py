@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import cv2
@@ -199,6 +200,42 @@ def test_cache_returns_the_same_geometry_and_checks_the_parameters(body, tmp_pat
     assert torch.equal(changed.face_index[1], first.face_index[1])
     # Another size is another entry.
     assert GeometryBuilder(body, 32, cache=cache).frames(smpl[:1], keys[:1]).face_index.shape == (1, 32, 32)
+
+
+def test_shared_folder_is_named_after_the_body_size_and_environment(body, tmp_path):
+    from lwgan.render import shared_folder
+
+    cpu = torch.device("cpu")
+    base = shared_folder(tmp_path, body, SIZE, cpu)
+    assert base.parent == tmp_path and base == shared_folder(tmp_path, body, SIZE, cpu)
+    assert shared_folder(tmp_path, body, 32, cpu) != base
+    other = copy.deepcopy(body)
+    other.smpl.v_template.add_(1e-3)  # another body model: its frames land elsewhere
+    assert shared_folder(tmp_path, other, SIZE, cpu) != base
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert shared_folder(tmp_path, body, SIZE, cpu) != base
+    finally:
+        torch.set_num_threads(threads)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # rendering is float32 whatever the caller's autocast
+        assert shared_folder(tmp_path, body, SIZE, cpu) == base
+        under = GeometryBuilder(body, SIZE).frames(_smpl())
+    plain = GeometryBuilder(body, SIZE).frames(_smpl())
+    assert all(torch.equal(a, b) for a, b in zip(under.tensors(), plain.tensors()))
+
+
+def test_cache_disk_budget_stops_writing(body, tmp_path):
+    frame = GeometryBuilder(body, 32).frames(_smpl())
+    one = sum(t.numel() * t.element_size() for t in (_smpl()[0], *frame.tensors()))
+    cache = CorrespondenceCache(tmp_path / "corr", max_disk_bytes=int(1.5 * one))
+    cache.put("v/0", 32, _smpl()[0], frame)
+    cache.put("v/1", 32, _smpl()[0], frame)  # would pass the budget: kept in memory only
+    assert len(list((tmp_path / "corr").iterdir())) == 1 and len(cache) == 2
+    reopened = CorrespondenceCache(tmp_path / "corr", max_disk_bytes=int(1.5 * one))
+    assert reopened.get("v/0", 32, _smpl()[0]) is not None and reopened.get("v/1", 32, _smpl()[0]) is None
+    reopened.put("v/2", 32, _smpl()[0], frame)  # the folder's size counts from when it was opened
+    assert len(list((tmp_path / "corr").iterdir())) == 1
 
 
 def test_cache_memory_budget_evicts_least_recently_used(body):

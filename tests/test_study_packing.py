@@ -1,14 +1,16 @@
 """lwgan.study.packing: the last trials of an ablation share the slots so no core idles at the end;
-and through Ray: three one-cpu trials on two cores really run at the same time, pointed at one shared
-target-feature folder that is gone when the study ends."""
+and through Ray: three one-cpu trials on two cores really run at the same time, pointed at shared
+per-frame folders (target features, correspondences) that are gone when the study ends."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from lwgan.study.commands import command_run
 from lwgan.study.packing import pack_trials
-from lwgan.study.runner import TARGET_CACHE, fresh_target_cache
+from lwgan.study.runner import FRAME_CACHES, SHARED_FRAME_CACHES, fresh_frame_caches
 from test_study_runner import STUB, env, load_state, run_args, study_file  # noqa: F401  (env is a fixture)
 
 IDS = [f"t{i:02d}" for i in range(15)]
@@ -67,17 +69,22 @@ def test_three_trials_on_two_cores_run_together(env, tmp_path, monkeypatch, caps
     assert all(r.state == "completed" for r in state.trials.values())
     assert max(s for s, _ in spans) < min(e for _, e in spans), f"not all three ran at once: {spans}"
     assert "3 trials to run, 2 at a time (the last 3 share the 2 slots)" in capsys.readouterr().err
-    # The trials were pointed at one shared target-feature folder, removed when the study ended.
-    shared = state.path.parent / TARGET_CACHE
+    # The trials were pointed at the shared per-frame folders (target features, correspondences), removed
+    # when the study ended.
+    shared = state.path.parent / FRAME_CACHES
     for tid in state.trials:
-        config = (state.path.parent / "trials" / tid / "config.yaml").read_text()
-        assert f"target_cache_dir: {shared.resolve()}" in config.splitlines()
+        config = (state.path.parent / "trials" / tid / "config.yaml").read_text().splitlines()
+        assert f"target_cache_dir: {(shared / 'target_features').resolve()}" in config
+        assert f"correspondence_cache_dir: {(shared / 'correspondences').resolve()}" in config
     assert not shared.exists()
 
 
-def test_a_fresh_target_cache_folder_drops_what_a_killed_driver_left(tmp_path):
-    stale = tmp_path / TARGET_CACHE / "vgg-0123" / "entry.pt"
+def test_fresh_frame_cache_folders_drop_what_a_killed_driver_left(tmp_path):
+    stale = tmp_path / FRAME_CACHES / "target_features" / "vgg-0123" / "entry.pt"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
-    folder = fresh_target_cache(tmp_path)
-    assert folder == tmp_path / TARGET_CACHE and folder.is_dir() and not any(folder.iterdir())
+    folders = fresh_frame_caches(tmp_path)
+    assert set(folders) == set(SHARED_FRAME_CACHES) == {"target_cache_dir", "correspondence_cache_dir"}
+    for key, folder in folders.items():
+        assert folder == str((tmp_path / FRAME_CACHES / SHARED_FRAME_CACHES[key]).resolve())
+        assert Path(folder).is_dir() and not any(Path(folder).iterdir())

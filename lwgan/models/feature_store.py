@@ -20,56 +20,18 @@ made them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import nn
 
+from lwgan.fingerprint import compute_environment, namespace, same_tensors
 from lwgan.fsutil import atomic_write
 from lwgan.lru import tensor_bytes
 
 Features = list[torch.Tensor]
 ENTRY_SUFFIX = ".pt"
-
-
-def module_digest(module: nn.Module) -> str:
-    """sha1 of a module's parameters and buffers (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha1()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def compute_environment(device: torch.device) -> dict[str, str]:
-    """What, besides weights and inputs, decides a forward's bits here and now: torch build, device
-    kind (CPU instruction set or GPU name), intra-op threads, and the autocast dtype in effect."""
-    kind = device.type
-    if kind == "cuda":
-        where = f"{torch.cuda.get_device_name(device)}|cudnn {torch.backends.cudnn.version()}"
-    else:
-        where = f"cpu {torch.backends.cpu.get_cpu_capability()}"
-    return {"torch": torch.__version__, "device": where, "threads": str(torch.get_num_threads()), "autocast": _autocast_state(kind)}
-
-
-def _autocast_state(kind: str) -> str:
-    """The autocast dtype in effect for ``kind`` ("off" when none); torch < 2.4 has per-device functions."""
-    if hasattr(torch, "get_autocast_dtype"):
-        return str(torch.get_autocast_dtype(kind)) if torch.is_autocast_enabled(kind) else "off"
-    if kind == "cpu":  # pragma: no cover - torch 2.2 / 2.3
-        return str(torch.get_autocast_cpu_dtype()) if torch.is_autocast_cpu_enabled() else "off"
-    return str(torch.get_autocast_gpu_dtype()) if torch.is_autocast_enabled() else "off"  # pragma: no cover
-
-
-def same_tensors(stored: Sequence[torch.Tensor], given: Sequence[torch.Tensor]) -> bool:
-    """Whether two fingerprints (the tensors a cache entry was made from) are equal bit for bit:
-    same count, and each pair of the same shape, dtype and values (``given`` may sit on another device)."""
-    return len(stored) == len(given) and all(
-        a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b.to(a.device)) for a, b in zip(stored, given))
 
 
 def _entry_name(key: str) -> str:
@@ -92,8 +54,7 @@ class DiskFeatureStore:
     def folder(self, device: torch.device) -> Path:
         """The namespace for the forward as it would run now (the autocast and threads in effect)."""
         ident = {"net": self.net_name, "weights": self.net_digest, **compute_environment(device)}
-        digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-        return self.root / f"{self.net_name}-{digest}"
+        return self.root / f"{self.net_name}-{namespace(ident)}"
 
     def _folder_bytes(self, folder: Path) -> int:
         if folder not in self._bytes:
@@ -128,4 +89,4 @@ class DiskFeatureStore:
         return True
 
 
-__all__ = ["DiskFeatureStore", "compute_environment", "module_digest", "same_tensors"]
+__all__ = ["DiskFeatureStore"]

@@ -25,7 +25,8 @@ import torch
 
 from lwgan.lru import ByteLRU, tensor_bytes
 from lwgan.models import losses
-from lwgan.models.feature_store import DiskFeatureStore, module_digest, same_tensors
+from lwgan.fingerprint import module_digest, same_tensors
+from lwgan.models.feature_store import DiskFeatureStore
 
 Features = list[torch.Tensor]
 

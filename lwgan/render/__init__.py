@@ -1,6 +1,6 @@
 """The renderer: rasterizer, per-frame correspondence cache, transformation flow T, uv_seg maps, masks, warping."""
 
-from lwgan.render.cache import CorrespondenceCache
+from lwgan.render.cache import CorrespondenceCache, shared_folder
 from lwgan.render.geometry import (
     FrameGeometry,
     GeometryBuilder,
@@ -15,5 +15,5 @@ from lwgan.render.rasterize import Raster, rasterize
 
 __all__ = [
     "CorrespondenceCache", "FrameGeometry", "GeometryBuilder", "PairGeometry", "Raster", "background_kernel",
-    "cond_map", "erode", "generator_inputs", "rasterize", "transformation_flow", "warp",
+    "cond_map", "erode", "generator_inputs", "rasterize", "shared_folder", "transformation_flow", "warp",
 ]

@@ -1,4 +1,11 @@
-"""Correspondence cache: a frame's geometry is rasterised once per (frame key, size), kept in memory and optionally on disk."""
+"""Correspondence cache: a frame's geometry is rasterised once per (frame key, size), kept in memory and optionally on disk.
+
+On disk, a folder can be shared by runs (the trials of a study, lwgan.study.runner): ``shared_folder``
+names a sub-folder after what decides the geometry's bits besides the frame's SMPL values (the body
+model's buffers, the image size, torch build, CPU instruction set or GPU, threads), and each entry
+carries the SMPL values it was made from, compared bit for bit on every lookup. So a frame read from
+the folder is the frame this run would have rendered (tests/test_render_geometry.py).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,19 @@ from pathlib import Path
 
 import torch
 
+from lwgan.fingerprint import compute_environment, module_digest, namespace
 from lwgan.fsutil import atomic_write
 from lwgan.lru import ByteLRU, tensor_bytes
 from lwgan.render.geometry import FrameGeometry
 
-DEFAULT_MAX_BYTES = 2 << 30  # in-memory budget; least recently used frames leave first
+DEFAULT_MAX_BYTES = 2 << 30  # in-memory budget (least recently used frames leave first), and the disk folder's
+
+
+def shared_folder(root: str | os.PathLike, body_model: torch.nn.Module, image_size: int, device: torch.device) -> Path:
+    """The sub-folder of ``root`` for frames of ``body_model`` at ``image_size`` rendered here and now
+    (geometry is always made outside autocast: GeometryBuilder.render turns it off)."""
+    ident = {"body": module_digest(body_model), "size": int(image_size), **compute_environment(device), "autocast": "off"}
+    return Path(root).expanduser() / f"correspondences-{namespace(ident)}"
 
 
 class CorrespondenceCache:
@@ -22,10 +37,14 @@ class CorrespondenceCache:
     the entry is replaced), so a stale disk folder can never feed wrong geometry.
     """
 
-    def __init__(self, folder: str | os.PathLike | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, folder: str | os.PathLike | None = None, max_bytes: int = DEFAULT_MAX_BYTES, max_disk_bytes: int = DEFAULT_MAX_BYTES):
         self.folder = Path(folder).expanduser() if folder is not None else None
+        # Writing stops once the folder holds max_disk_bytes (what it held when opened + what this run wrote).
+        self.max_disk_bytes = int(max_disk_bytes)
+        self._disk_bytes = 0
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
+            self._disk_bytes = sum(e.stat().st_size for e in os.scandir(self.folder) if e.is_file())
         self.max_bytes = int(max_bytes)
         # entry -> (the 85 SMPL values it was made from, its geometry); the SMPL values are not weighed
         self._memory: ByteLRU[tuple[torch.Tensor, FrameGeometry]] = ByteLRU(self.max_bytes, lambda item: tensor_bytes(item[1].tensors()))
@@ -82,7 +101,12 @@ class CorrespondenceCache:
             return None
 
     def _save(self, entry: str, smpl: torch.Tensor, frame: FrameGeometry) -> None:
-        path = self._path(entry)
-        with atomic_write(path) as tmp:
-            torch.save({"entry": entry, "smpl": smpl, "frame": list(frame.tensors())}, tmp)
+        # Copies, not views: torch.save writes a view's whole storage (the batch it was selected from).
+        tensors = [t.clone() for t in frame.tensors()]
+        size = tensor_bytes([smpl, *tensors])
+        if self._disk_bytes + size > self.max_disk_bytes:
+            return
+        with atomic_write(self._path(entry)) as tmp:
+            torch.save({"entry": entry, "smpl": smpl, "frame": tensors}, tmp)
+        self._disk_bytes += size
 

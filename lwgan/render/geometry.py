@@ -123,11 +123,12 @@ class GeometryBuilder:
         if smpl.ndim != 2 or smpl.shape[1] != 85:
             raise ValueError(f"smpl must be (B, 85) = cam(3) | pose(72) | shape(10); got {tuple(smpl.shape)}")
         cam, pose, shape = smpl[:, :3], smpl[:, 3:75], smpl[:, 75:]
-        out = self.body(pose, shape)
-        verts = project(out.vertices, cam)
-        joints = project(out.joints, cam)
-        verts_px = torch.cat([ndc_to_pixels(verts[..., :2], self.size), verts[..., 2:]], dim=-1)
-        raster = rasterize(verts_px, self.body.faces, self.size)
+        with torch.autocast(self.device.type, enabled=False):  # geometry is float32 wherever it is called
+            out = self.body(pose, shape)
+            verts = project(out.vertices, cam)
+            joints = project(out.joints, cam)
+            verts_px = torch.cat([ndc_to_pixels(verts[..., :2], self.size), verts[..., 2:]], dim=-1)
+            raster = rasterize(verts_px, self.body.faces, self.size)
         return FrameGeometry(raster.face_index, raster.bary, verts[..., :2].contiguous(), joints[..., :2].contiguous())
 
     @torch.no_grad()

@@ -26,7 +26,10 @@ from lwgan.study.trainable import DEFAULT_TRAINER, CrashSpec, TrialContext
 from lwgan.vocab import FINAL_STATUSES, TrialStatus, TuneKey
 
 TUNE_NAME = "tune"
-TARGET_CACHE = "target_cache"  # in the run folder, for one invocation (removed when it ends)
+# In the run folder, for one invocation (removed when it ends): what its trials share per frame, as
+# config key -> sub-folder (target features: lwgan.models.feature_store; correspondences: lwgan.render.cache).
+FRAME_CACHES = "frame_caches"
+SHARED_FRAME_CACHES = {"target_cache_dir": "target_features", "correspondence_cache_dir": "correspondences"}
 
 
 @dataclass
@@ -320,7 +323,7 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
             profile=resolved.profile,
             crashes=options.crashes,
             trainer=options.trainer,
-            target_cache_dir=str(fresh_target_cache(state.path.parent).resolve()),
+            frame_caches=fresh_frame_caches(state.path.parent),
         )
         pending = [r.trial_id for r in state.unfinished()]
         local = started_ray and not (options.address or os.environ.get("RAY_ADDRESS"))
@@ -351,16 +354,19 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
     finally:
         if started_ray:
             ray.shutdown()
-        shutil.rmtree(state.path.parent / TARGET_CACHE, ignore_errors=True)
+        shutil.rmtree(state.path.parent / FRAME_CACHES, ignore_errors=True)
 
 
-def fresh_target_cache(run_dir: Path) -> Path:
-    """An empty folder for this invocation's shared target features (lwgan.models.feature_store): what a
+def fresh_frame_caches(run_dir: Path) -> dict[str, str]:
+    """Empty folders for this invocation's shared per-frame caches, as config key -> absolute path: what a
     killed earlier driver left there is removed, so entries never outlive the code that wrote them."""
-    folder = run_dir / TARGET_CACHE
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
+    root = run_dir / FRAME_CACHES
+    shutil.rmtree(root, ignore_errors=True)
+    folders = {}
+    for key, name in SHARED_FRAME_CACHES.items():
+        (root / name).mkdir(parents=True)
+        folders[key] = str((root / name).resolve())
+    return folders
 
 
 def _trial_resources(packing: Packing, cpu: float, gpu: float):

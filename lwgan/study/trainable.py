@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,9 +66,10 @@ class TrialContext:
     profile: str | None = None
     crashes: tuple[CrashSpec, ...] = ()
     trainer: str = DEFAULT_TRAINER  # "module:Class" with the Trainer contract (tests pass a stand-in)
-    # The folder where this invocation's trials share target features (run.target_cache_dir), unless a
-    # trial's config names one; None = each trial keeps its own in memory.
-    target_cache_dir: str | None = None
+    # The folders where this invocation's trials share per-frame results, as config key -> folder
+    # (run.target_cache_dir, run.correspondence_cache_dir): a trial whose config names its own keeps it;
+    # empty = each trial keeps its own in memory.
+    frame_caches: Mapping[str, str] = field(default_factory=dict)
 
     def worst_objective(self) -> float:
         """The objective a diverged trial reports: finite (Optuna and ASHA take no NaN), worse than any real value."""
@@ -83,8 +84,9 @@ def trial_config(context: TrialContext, trial_name: str, config: Mapping[str, An
         from lwgan.study.space import config_values
 
         flat = {**context.baseline, **config_values(config)}
-    if context.target_cache_dir and not flat.get("target_cache_dir"):
-        flat["target_cache_dir"] = context.target_cache_dir
+    for key, folder in context.frame_caches.items():
+        if not flat.get(key):
+            flat[key] = folder
     return flat
 
 

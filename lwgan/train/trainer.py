@@ -112,7 +112,7 @@ class Trainer:
         from lwgan.data import IPERDataset, ensure_synthetic_dataset
         from lwgan.models import Discriminator, Generator, build_sphereface, build_vgg19
         from lwgan.models.objective import Objective
-        from lwgan.render import CorrespondenceCache, GeometryBuilder
+        from lwgan.render import CorrespondenceCache, GeometryBuilder, shared_folder
 
         cfg = self.cfg
         if cfg.run.num_threads:
@@ -137,7 +137,9 @@ class Trainer:
         self.total_steps = total_steps(cfg.run.max_steps, cfg.total_epochs, self.epoch_len)
 
         self.body = load_body_model(cfg.data.body_model).to(self.device)  # geometry runs where the body is
-        self.geometry = GeometryBuilder(self.body, size, cache=CorrespondenceCache())
+        shared = cfg.run.correspondence_cache_dir
+        self.geometry = GeometryBuilder(self.body, size, cache=CorrespondenceCache(
+            shared_folder(shared, self.body, size, self.device) if shared else None))
 
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G = Generator(cfg.model, spectral_norm=cfg.stabilizers.spectral_norm_G).to(self.device, memory_format=fmt)
