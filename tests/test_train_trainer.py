@@ -60,7 +60,8 @@ class Recorder(Callback):
 
 def test_fit_writes_every_output(tmp_path):
     rec = Recorder()
-    result = Trainer(tiny(), tmp_path, callbacks=[rec], progress=False, profile="tiny").fit()
+    trainer = Trainer(tiny(), tmp_path, callbacks=[rec], progress=False, profile="tiny")
+    result = trainer.fit()
     assert (result.status, result.step, result.error) == ("completed", 4, None)
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]
@@ -93,6 +94,10 @@ def test_fit_writes_every_output(tmp_path):
         # per-pair scores of the last outputs average to the logged final eval metrics
         assert float(outputs["ssim"].mean()) == pytest.approx(rows[-1]["eval/ssim"], abs=1e-5)
         assert float(outputs["psnr_rec"].mean()) == pytest.approx(rows[-1]["eval/psnr_rec"], abs=1e-4)
+        # the last step's outputs are reused as the final ones: the same as G gives now
+        trainer.write_outputs(tmp_path / "again.npz", 4)
+        with np.load(tmp_path / "again.npz") as again:
+            assert all(np.array_equal(outputs[name], again[name]) for name in OUTPUT_IMAGES)
     ck = load_checkpoint(checkpoint_path(tmp_path))
     assert ck["step"] == 4 and ck["sampler"]["samples_drawn"] == 4 * 2
     assert set(ck) >= {"G", "D", "opt_G", "opt_D", "rng", "epoch", "config"}

@@ -413,7 +413,7 @@ class Trainer:
             last.update(first)
             self.write_samples(sample_path(self.out_dir, 0), 0, outputs, title="step 0")
 
-        step, result = start, None
+        step, result, outputs = start, None, None
         durations: deque[float] = deque(maxlen=20)
         loader = batches(self.stream, cfg.data.batch_size, start * cfg.data.batch_size,
                          max(0, total - start) * cfg.data.batch_size, cfg.data.num_workers)
@@ -462,7 +462,8 @@ class Trainer:
             progress.close()
             log.close()
         if result is None:
-            outputs = self._eval_outputs()
+            if outputs is None:  # the last step's eval outputs are the final ones (G has not changed since)
+                outputs = self._eval_outputs()
             self.write_samples(self.out_dir / "samples" / "final.png", step, outputs, title=f"step {step} (final)")
             self.write_outputs(self.out_dir / FINAL_OUTPUTS, step, outputs)
             result = TrainResult(vocab.TrialStatus.COMPLETED, step, last, None, str(self.out_dir))
