@@ -142,6 +142,31 @@ def test_final_window_is_the_last_20pct_of_points():
     assert [stats.window_size(n, 0.2) for n in (1, 5, 10, 11, 50)] == [1, 1, 2, 3, 10]
 
 
+def test_final_values_are_in_seed_order_whatever_the_run_ids():
+    """Run ids are random: sums over seeds must not follow them. Here the mean over seeds of 0.1, 0.2,
+    0.3 differs in the last bit between seed order and the run-id order (0.3, 0.2, 0.1)."""
+    rows = [("r-c", 0, 0.1), ("r-b", 1, 0.2), ("r-a", 2, 0.3)]  # run ids sort against the seeds
+    metrics = pd.DataFrame([{"run_id": rid, "variant": "v", "seed": seed, "key": "loss/G_rec", "step": 1, "value": value}
+                            for rid, seed, value in rows])
+    mean = lambda frame: frame.groupby("variant")["value"].mean()["v"]  # noqa: E731 - as the report's tables do
+    for shuffled in (metrics, metrics.iloc[::-1], metrics.sort_values("run_id")):
+        finals = stats.final_values(shuffled, 0.2)
+        assert finals["seed"].tolist() == [0, 1, 2]
+        assert mean(finals) == mean(metrics)
+    assert mean(metrics) != mean(metrics.iloc[::-1])  # the two orders' means differ: the test can tell them apart
+
+
+def test_metrics_frame_keeps_the_runs_order():
+    from types import SimpleNamespace
+
+    from lwgan.report.collect import metrics_frame
+
+    runs = pd.DataFrame({"run_id": ["r-z", "r-a"], "variant": ["v", "v"], "seed": [0, 1]})  # seed order, ids reversed
+    run_objects = {rid: SimpleNamespace(data=SimpleNamespace(metrics={"loss/G_rec": 1.0})) for rid in runs["run_id"]}
+    client = SimpleNamespace(get_metric_history=lambda rid, key: [SimpleNamespace(step=1, value=1.0)])
+    assert metrics_frame(client, runs, run_objects)["run_id"].tolist() == ["r-z", "r-a"]
+
+
 def test_ema_matches_the_recurrence():
     x = np.array([1.0, 3.0, 2.0, 5.0])
     alpha = 2 / (3 + 1)

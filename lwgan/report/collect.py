@@ -223,9 +223,11 @@ def runs_frame(runs: list) -> pd.DataFrame:
 
 
 def metrics_frame(client, runs: pd.DataFrame, run_objects: dict[str, Any]) -> pd.DataFrame:
-    """Long frame of every metric history of every trial (``get_metric_history`` per key)."""
+    """Long frame of every metric history of every trial (``get_metric_history`` per key), the trials
+    in the order of ``runs`` (variant, seed, start): every sum over seeds then adds in seed order, so a
+    rerun with the same values gives the same report to the last digit (run ids are random)."""
     parts = []
-    for row in runs.itertuples():
+    for order, row in enumerate(runs.itertuples()):
         run = run_objects[row.run_id]
         for key in sorted(run.data.metrics):
             history = client.get_metric_history(row.run_id, key)
@@ -233,7 +235,7 @@ def metrics_frame(client, runs: pd.DataFrame, run_objects: dict[str, Any]) -> pd
                 continue
             parts.append(pd.DataFrame({
                 "run_id": row.run_id, "variant": row.variant, "seed": row.seed, "key": key,
-                "step": [m.step for m in history], "value": [m.value for m in history],
+                "step": [m.step for m in history], "value": [m.value for m in history], "_order": order,
             }))
     if not parts:
         return pd.DataFrame(columns=METRIC_COLUMNS)
@@ -241,7 +243,7 @@ def metrics_frame(client, runs: pd.DataFrame, run_objects: dict[str, Any]) -> pd
     frame["seed"] = frame["seed"].astype("Int64")
     # A resumed trial may log a step twice: keep the last value written for each step.
     frame = frame.drop_duplicates(["run_id", "key", "step"], keep="last")
-    return frame.sort_values(["run_id", "key", "step"], kind="stable").reset_index(drop=True)[METRIC_COLUMNS]
+    return frame.sort_values(["_order", "key", "step"], kind="stable").reset_index(drop=True)[METRIC_COLUMNS]
 
 
 def _study_spec(client, parent_run_id: str) -> dict[str, Any]:

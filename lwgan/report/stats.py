@@ -45,10 +45,12 @@ def window_size(n_points: int, frac: float) -> int:
 
 
 def final_window(metrics: pd.DataFrame, frac: float = 0.2) -> pd.DataFrame:
-    """The rows of ``metrics`` (long: run_id, key, step, value, ...) in each (run, key)'s final window."""
+    """The rows of ``metrics`` (long: run_id, variant, seed, key, step, value, ...) in each (run, key)'s
+    final window, runs in (variant, seed) order: what is summed over seeds later adds in seed order, not
+    in the order of the (random) run ids, so the same values give the same report to the last digit."""
     if metrics.empty:
         return metrics.copy()
-    ordered = metrics.sort_values(["run_id", "key", "step"], kind="stable")
+    ordered = metrics.sort_values(["variant", "seed", "run_id", "key", "step"], kind="stable", na_position="last")
     rank_from_end = ordered.groupby(["run_id", "key"], sort=False).cumcount(ascending=False)
     sizes = ordered.groupby(["run_id", "key"], sort=False)["step"].transform("size")
     keep = rank_from_end < np.maximum(1, np.ceil(frac * sizes.to_numpy(float) - 1e-9))
