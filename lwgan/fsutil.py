@@ -3,7 +3,8 @@ renames it into place and syncs the folder, so a crash (of the process or the ma
 old file or the new one, never half of either.
 
 ``atomic_write(path)`` yields the temporary path for writers that need a file name (``torch.save``,
-``np.savez``); ``write_bytes_atomic`` / ``write_text_atomic`` cover the rest.
+``np.savez``); ``write_bytes_atomic`` / ``write_text_atomic`` cover the rest. ``folder_bytes`` is what
+the disk caches written this way (lwgan.models.feature_store, lwgan.render.cache) already hold.
 """
 
 from __future__ import annotations
@@ -62,3 +63,9 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
     """Rename a finished folder into place (``os.rename``: fails when ``final`` exists) and sync the parent."""
     os.rename(tmp, final)
     fsync_path(Path(final).parent)
+
+
+def folder_bytes(folder: str | os.PathLike) -> int:
+    """Bytes of the files directly in ``folder`` (0 when it does not exist): a disk cache's size so far."""
+    folder = Path(folder)
+    return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file()) if folder.is_dir() else 0

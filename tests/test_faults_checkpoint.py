@@ -13,7 +13,7 @@ import torch
 
 from lwgan.cli import main
 from lwgan.errors import UserError
-from lwgan.fsutil import atomic_write, write_text_atomic
+from lwgan.fsutil import atomic_write, folder_bytes, write_text_atomic
 from lwgan.train.checkpoint import (
     CheckpointUnreadable,
     load_latest_checkpoint,
@@ -37,6 +37,14 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["state.json"]  # no temp left behind
     write_text_atomic(target, "two")
     assert target.read_text() == "two"
+
+
+def test_folder_bytes_counts_the_files_directly_in_a_folder(tmp_path):
+    assert folder_bytes(tmp_path / "absent") == 0
+    write_text_atomic(tmp_path / "a.pt", "x" * 10)
+    write_text_atomic(tmp_path / "b.pt", "y" * 5)
+    write_text_atomic(tmp_path / "sub" / "c.pt", "z" * 100)  # a sub-folder's files are not this folder's
+    assert folder_bytes(tmp_path) == 15
 
 
 def test_atomic_write_honours_the_umask_and_syncs(tmp_path, monkeypatch):

@@ -20,14 +20,13 @@ made them.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from lwgan.fingerprint import compute_environment, namespace, same_tensors
-from lwgan.fsutil import atomic_write
+from lwgan.fsutil import atomic_write, folder_bytes
 from lwgan.lru import tensor_bytes
 
 Features = list[torch.Tensor]
@@ -58,7 +57,7 @@ class DiskFeatureStore:
 
     def _folder_bytes(self, folder: Path) -> int:
         if folder not in self._bytes:
-            self._bytes[folder] = sum(e.stat().st_size for e in os.scandir(folder) if e.is_file()) if folder.is_dir() else 0
+            self._bytes[folder] = folder_bytes(folder)
         return self._bytes[folder]
 
     def get(self, key: str, fingerprint: Sequence[torch.Tensor], device: torch.device) -> Features | None:

@@ -23,9 +23,9 @@ from typing import Callable, Sequence
 
 import torch
 
+from lwgan.fingerprint import module_digest, same_tensors
 from lwgan.lru import ByteLRU, tensor_bytes
 from lwgan.models import losses
-from lwgan.fingerprint import module_digest, same_tensors
 from lwgan.models.feature_store import DiskFeatureStore
 
 Features = list[torch.Tensor]

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lwgan.fingerprint import compute_environment, module_digest, namespace
-from lwgan.fsutil import atomic_write
+from lwgan.fsutil import atomic_write, folder_bytes
 from lwgan.lru import ByteLRU, tensor_bytes
 from lwgan.render.geometry import FrameGeometry
 
@@ -44,7 +44,7 @@ class CorrespondenceCache:
         self._disk_bytes = 0
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._disk_bytes = sum(e.stat().st_size for e in os.scandir(self.folder) if e.is_file())
+            self._disk_bytes = folder_bytes(self.folder)
         self.max_bytes = int(max_bytes)
         # entry -> (the 85 SMPL values it was made from, its geometry); the SMPL values are not weighed
         self._memory: ByteLRU[tuple[torch.Tensor, FrameGeometry]] = ByteLRU(self.max_bytes, lambda item: tensor_bytes(item[1].tensors()))
