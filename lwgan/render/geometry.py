@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from lwgan.body import head_box, ndc_to_pixels, project
 from lwgan.render.masks import background_kernel, erode
 from lwgan.render.rasterize import rasterize
+from lwgan.transfer import to_device
 
 OFF_BODY_FLOW = -2.0  # T on pixels that show no body: outside grid_sample's range (reference)
 
@@ -43,7 +44,7 @@ class FrameGeometry:
         return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
 
     def to(self, device: torch.device | str) -> "FrameGeometry":
-        return FrameGeometry(*(t.to(device) for t in self.tensors()))
+        return FrameGeometry(*(to_device(t, device) for t in self.tensors()))
 
     @staticmethod
     def stack(frames: list["FrameGeometry"]) -> "FrameGeometry":
@@ -146,7 +147,19 @@ class GeometryBuilder:
             for j, i in enumerate(missing):
                 found[i] = made.select(j)
                 self.cache.put(keys[i], self.size, smpl[i], found[i])
-        return FrameGeometry.stack([f.to(self.device) for f in found])
+        # Cached frames live on the CPU: stacked there and moved in one copy per field (not one per frame).
+        return FrameGeometry.stack([f.to("cpu") for f in found]).to(self.device)
+
+    @torch.no_grad()
+    def cache_frames(self, smpl: torch.Tensor, keys: list[str]) -> None:
+        """Render into the cache, one frame at a time, the frames of ``keys`` it lacks (a batched render
+        differs from a single-frame one in the last bits, so each frame is made on its own)."""
+        if self.cache is None:
+            return
+        smpl = torch.as_tensor(smpl).float()
+        for i, key in enumerate(keys):
+            if self.cache.get(key, self.size, smpl[i]) is None:
+                self.cache.put(key, self.size, smpl[i], self.render(smpl[i : i + 1]))
 
     @torch.no_grad()
     def pair(self, src: FrameGeometry, tgt: FrameGeometry) -> PairGeometry:
