@@ -167,6 +167,9 @@ class RunConfig:
     # G, D, backbones and images in NHWC. None = auto = off: NHWC measured no faster with bf16 on the CPU,
     # slower with fp32, and slower than NCHW with bf16 on an H100 (BENCHMARKS.md, "Precision and layout", "GPU").
     channels_last: bool | None = None
+    # The step's network calls (G, D, VGG19, SphereFace) replayed as CUDA graphs after the first step:
+    # auto = on for a CUDA device, off elsewhere (lwgan.train.graphs; BENCHMARKS.md, "GPU").
+    cuda_graphs: str = "auto"
     num_threads: int | None = None  # torch intra-op threads; None = leave as is
     # Memory (MiB) for the target frames' VGG19 / SphereFace features, computed once per frame and
     # reused whenever the frame is drawn again (lwgan.models.target_features); 0 = recompute every step.
@@ -256,6 +259,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "lwb_flow_resize": ("reference", "masked"),
     "lpips_net": ("alex", "vgg"),
     "precision": ("auto", "bf16", "fp32"),
+    "cuda_graphs": ("auto", "on", "off"),
 }
 
 

@@ -12,13 +12,14 @@ paper (one-sided label smoothing, gradient penalty) are weights inside the D pha
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 from torch import nn
 
 from lwgan import vocab
 from lwgan.models import losses
+from lwgan.models.calls import NetCalls
 from lwgan.models.generator import GeneratorOutput
 from lwgan.models.target_features import TargetFeatures
 
@@ -51,13 +52,51 @@ def _scalars(values: dict[str, torch.Tensor | float]) -> dict[str, float]:
     return dict(zip(values, stacked.cpu().tolist()))
 
 
+class PhaseScalars(Mapping[str, float]):
+    """A phase's named scalars, still on the device: read as a mapping they are copied to the host
+    (once, one copy for all). ``read(extra)`` copies them with more scalars in the same copy: the
+    trainer launches backward first and reads the losses with the gradient norm, so the device never
+    waits between the forward and the backward for the host to look at the values."""
+
+    def __init__(self, values: dict[str, torch.Tensor | float]):
+        self._pending: dict[str, torch.Tensor | float] | None = values
+        self._values: dict[str, float] | None = None
+
+    def read(self, extra: dict[str, torch.Tensor | float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+        """(the phase's values, ``extra``'s values), with one device-to-host copy for whatever is unread."""
+        extra = dict(extra or {})
+        if self._values is not None:
+            return dict(self._values), (_scalars(extra) if extra else {})
+        assert self._pending is not None
+        names = list(self._pending)
+        both = _scalars({**{("phase", k): v for k, v in self._pending.items()}, **{("extra", k): v for k, v in extra.items()}})
+        self._values = {k: both[("phase", k)] for k in names}
+        self._pending = None
+        return dict(self._values), {k: both[("extra", k)] for k in extra}
+
+    def _resolved(self) -> dict[str, float]:
+        return self.read()[0] if self._values is None else self._values
+
+    def __getitem__(self, name: str) -> float:
+        return self._resolved()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+    def __repr__(self) -> str:
+        return f"PhaseScalars({self._resolved()!r})"
+
+
 def _sum_terms(terms: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
     active = list(terms.values())
     return sum(active[1:], active[0]) if active else _zero_loss(device)
 
 
 def _report(group: vocab.Group, total_name: str, terms: dict[str, torch.Tensor], total: torch.Tensor,
-            extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+            extra: dict[str, torch.Tensor] | None = None) -> PhaseScalars:
     """The phase's named scalars in vocab order: every registered term of ``group`` (0.0 when its
     weight is 0 and it was not computed), the total, then ``extra``. A term that lwgan/vocab.py does
     not register in ``group`` is an error (it would reach no table, curve or search objective)."""
@@ -69,7 +108,7 @@ def _report(group: vocab.Group, total_name: str, terms: dict[str, torch.Tensor],
     values: dict[str, torch.Tensor | float] = {name: terms.get(name, 0.0) for name in registered if name != total_name}
     values[total_name] = total
     values.update(extra or {})
-    return _scalars(values)
+    return PhaseScalars(values)
 
 
 def _zero_loss(device: torch.device) -> torch.Tensor:
@@ -82,15 +121,19 @@ class Objective:
     term's computation and reports 0.0. ``vgg`` / ``face`` are frozen feature nets (backbones.py); the
     target images' features are computed one frame at a time and kept per frame key for up to
     ``target_cache_bytes`` (lwgan.models.target_features; 0 keeps none), and shared on disk with other
-    runs in ``target_cache_dir`` when given (lwgan.models.feature_store)."""
+    runs in ``target_cache_dir`` when given (lwgan.models.feature_store). ``calls`` says what makes
+    each network call (lwgan.models.calls; default: the networks themselves); the gradient penalty, a
+    double backward, always calls ``D`` itself."""
 
     def __init__(self, train_cfg, G: nn.Module, D: nn.Module, vgg: nn.Module | None, face: nn.Module | None,
-                 target_cache_bytes: int = 0, target_cache_dir: str | None = None):
+                 target_cache_bytes: int = 0, target_cache_dir: str | None = None, calls: NetCalls | None = None):
         self.weights = train_cfg.losses
         self.gp_weight = float(train_cfg.stabilizers.gp_weight)
         self.real_target = float(train_cfg.stabilizers.label_smoothing)
         self.G, self.D, self.vgg, self.face = G, D, vgg, face
-        self.targets = TargetFeatures(vgg, face, target_cache_bytes, target_cache_dir)
+        self.calls = calls if calls is not None else NetCalls.plain(G, D, vgg, face)
+        self.targets = TargetFeatures(vgg, face, target_cache_bytes, target_cache_dir,
+                                      vgg_call=self.calls.vgg_target, face_call=self.calls.face_target)
         w = self.weights
         if (w.lambda_tsf > 0 or w.lambda_style > 0) and vgg is None:
             raise ValueError("Objective: lambda_tsf / lambda_style > 0 need a VGG19 feature network (build_vgg19)")
@@ -99,12 +142,12 @@ class Objective:
 
     # -- G ------------------------------------------------------------------------------
     def generator_phase(self, src_img: torch.Tensor, tgt_img: torch.Tensor, geom, gen_inputs,
-                        tgt_keys: list[str] | None = None) -> tuple[torch.Tensor, dict[str, float], GeneratorOutput]:
+                        tgt_keys: list[str] | None = None) -> tuple[torch.Tensor, PhaseScalars, GeneratorOutput]:
         """Forward G on ``gen_inputs = (bg_in, src_in, tsf_in)`` and ``geom.flow``; return the weighted
         G loss, its named terms and the generator outputs (the trainer detaches ``tsf_image`` for D).
         ``tgt_keys`` (the target frames' keys) let the target features come from the per-frame cache."""
         bg_in, src_in, tsf_in = gen_inputs
-        out: GeneratorOutput = self.G(bg_in, src_in, tsf_in, geom.flow)
+        out: GeneratorOutput = self.calls.generator(bg_in, src_in, tsf_in, geom.flow)
         terms = self.generator_terms(out, src_img, tgt_img, geom, tgt_keys)
         total = _sum_terms(terms, src_img.device)
         return total, _report(vocab.Group.GENERATOR, vocab.G_TOTAL, terms, total), out
@@ -117,18 +160,18 @@ class Objective:
         terms: dict[str, torch.Tensor] = {}
         if w.lambda_adv > 0:
             with frozen_parameters(self.D):
-                terms[vocab.G_ADV] = w.lambda_adv * losses.g_lsgan_loss(self.D(out.tsf_image, geom.tgt_cond))
+                terms[vocab.G_ADV] = w.lambda_adv * losses.g_lsgan_loss(self.calls.d_for_g(out.tsf_image, geom.tgt_cond))
         if w.lambda_rec > 0:
             terms[vocab.G_REC] = w.lambda_rec * losses.reconstruction_loss(out.src_image, src_img)
         if w.lambda_tsf > 0 or w.lambda_style > 0:
-            fake_feats = self.vgg(out.tsf_image)
+            fake_feats = self.calls.vgg_fake(out.tsf_image)
             real_feats = self.targets.vgg(tgt_img, tgt_keys)
             if w.lambda_tsf > 0:
                 terms[vocab.G_TSF] = w.lambda_tsf * losses.perceptual_loss(fake_feats, real_feats)
             if w.lambda_style > 0:
                 terms[vocab.G_STYLE] = w.lambda_style * losses.style_loss(fake_feats, real_feats)
         if w.lambda_face > 0:
-            terms[vocab.G_FACE] = w.lambda_face * losses.face_loss(self.face, out.tsf_image, None, geom.head_box,
+            terms[vocab.G_FACE] = w.lambda_face * losses.face_loss(self.calls.face_fake, out.tsf_image, None, geom.head_box,
                                                                      real_feats=self.targets.face(tgt_img, geom.head_box, tgt_keys))
         if w.lambda_mask > 0 or w.lambda_mask_smooth > 0:
             # Reference: both streams' masks against (src_crop_mask, tgt_crop_mask), batch-concatenated.
@@ -141,14 +184,14 @@ class Objective:
         return terms
 
     # -- D ------------------------------------------------------------------------------
-    def discriminator_phase(self, tgt_img: torch.Tensor, fake_tsf_detached: torch.Tensor, tgt_cond: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def discriminator_phase(self, tgt_img: torch.Tensor, fake_tsf_detached: torch.Tensor, tgt_cond: torch.Tensor) -> tuple[torch.Tensor, PhaseScalars]:
         """D on (target, tgt_cond) vs (transfer output, tgt_cond): least squares with the real target
         ``label_smoothing`` and the fake target -1, plus ``gp_weight`` * gradient penalty."""
         fake = fake_tsf_detached.detach()
         use_ls = self.weights.lambda_D_prob > 0
         with torch.set_grad_enabled(use_ls and torch.is_grad_enabled()):
-            d_real = self.D(tgt_img, tgt_cond)
-            d_fake = self.D(fake, tgt_cond)
+            d_real = self.calls.d_real(tgt_img, tgt_cond)
+            d_fake = self.calls.d_fake(fake, tgt_cond)
         terms: dict[str, torch.Tensor] = {}
         if use_ls:
             real_term, fake_term = losses.d_lsgan_losses(d_real, d_fake, real_target=self.real_target)

@@ -71,10 +71,14 @@ class TargetFeatures:
     ``vgg(images, keys)`` and ``face(images, head_boxes, keys)`` return the backbone's feature levels
     for the batch, each level stacked over the batch in order. ``keys`` (one frame key per image) turn
     the cache on; without keys every image is still computed on its own, so results never depend on
-    the batch."""
+    the batch. ``vgg_call`` / ``face_call`` make the per-frame calls instead of the nets themselves
+    (lwgan.models.calls; outputs they return must stay valid after their next call)."""
 
-    def __init__(self, vgg: Callable | None, face: Callable | None, max_bytes: int, shared_dir: str | Path | None = None):
+    def __init__(self, vgg: Callable | None, face: Callable | None, max_bytes: int, shared_dir: str | Path | None = None,
+                 vgg_call: Callable | None = None, face_call: Callable | None = None):
         self.vgg_net, self.face_net = vgg, face
+        self.vgg_call = vgg_call if vgg_call is not None else vgg
+        self.face_call = face_call if face_call is not None else face
         self.vgg_cache = FrameFeatureCache(max_bytes // 2 if face is not None else max_bytes)
         self.face_cache = FrameFeatureCache(max_bytes - self.vgg_cache.max_bytes)
         # Optional second level on disk, shared with the other runs of a study (lwgan.models.feature_store).
@@ -94,13 +98,13 @@ class TargetFeatures:
 
     @torch.no_grad()
     def vgg(self, images: torch.Tensor, keys: Sequence[str] | None = None) -> Features:
-        return self._per_frame(self.vgg_cache, "vgg", images, None, keys, lambda x, _box: self.vgg_net(x))
+        return self._per_frame(self.vgg_cache, "vgg", images, None, keys, lambda x, _box: self.vgg_call(x))
 
     @torch.no_grad()
     def face(self, images: torch.Tensor, head_boxes: torch.Tensor, keys: Sequence[str] | None = None) -> Features:
         size = getattr(self.face_net, "input_size", losses.FACE_CROP_SIZE)
         return self._per_frame(self.face_cache, "face", images, head_boxes, keys,
-                               lambda x, box: self.face_net(losses.crop_and_resize(x, box, size)))
+                               lambda x, box: self.face_call(losses.crop_and_resize(x, box, size)))
 
     def _per_frame(self, cache: FrameFeatureCache, name: str, images: torch.Tensor, boxes: torch.Tensor | None,
                    keys: Sequence[str] | None, compute) -> Features:

@@ -131,7 +131,7 @@ class TuneReporter:
 
     # -- Trainer callback hooks -------------------------------------------------------
     def on_start(self, info: dict[str, Any]) -> None:
-        self.info = {k: info.get(k) for k in ("device", "precision", "precision_reason", "channels_last", "dataset", "body_model", "backbones", "profile", "total_steps", "resumed_from_step",
+        self.info = {k: info.get(k) for k in ("device", "precision", "precision_reason", "channels_last", "cuda_graphs", "dataset", "body_model", "backbones", "profile", "total_steps", "resumed_from_step",
                                              "checkpoint_fallback")}
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:

@@ -82,9 +82,10 @@ class Precision:
         weights would otherwise be cast every call (autocast caches only weights that need grad)."""
         return torch.bfloat16 if self.bf16 else torch.float32
 
-    def autocast(self):
-        """bf16 autocast on the run's device, or nothing for fp32."""
-        return torch.autocast(self.device_type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+    def autocast(self, cache: bool = True):
+        """bf16 autocast on the run's device, or nothing for fp32. ``cache=False`` re-casts a weight
+        at every use instead of once per context (the same values; what CUDA graphs require)."""
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, cache_enabled=cache) if self.bf16 else nullcontext()
 
 
 def resolve_precision(setting: str, device: torch.device, cpu_units: tuple[str, ...] | None = None) -> Precision:

@@ -19,9 +19,11 @@ import torch
 from lwgan.config import ConfigError, RunConfig, TrainConfig
 from lwgan import vocab
 from lwgan.errors import LossDivergedError
+from lwgan.transfer import to_device
 from lwgan.train.callbacks import CallbackList, TrainResult
 from lwgan.train.checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from lwgan.train.determinism import resolve_device, seed_everything
+from lwgan.train.graphs import CallSites, resolve_cuda_graphs
 from lwgan.train.guard import check_losses
 from lwgan.train.image_metrics import psnr, ssim
 from lwgan.train.metrics_log import MetricsWriter, read_metrics
@@ -48,14 +50,19 @@ def sample_path(out_dir: str | Path, step: int) -> Path:
     return Path(out_dir) / "samples" / f"step_{step:06d}.png"
 
 
-def grad_norm(module: torch.nn.Module) -> float:
-    """Total L2 norm of the gradients of ``module`` (0 when none): per-parameter norms in one
-    multi-tensor call (one kernel launch per ~hundred tensors on CUDA, not one per parameter)."""
+def grad_norm_tensor(module: torch.nn.Module) -> torch.Tensor | float:
+    """Total L2 norm of the gradients of ``module`` (0.0 when none) as a device scalar: per-parameter
+    norms in one multi-tensor call (one kernel launch per ~hundred tensors on CUDA, not one per parameter)."""
     grads = [p.grad.detach() for p in module.parameters() if p.grad is not None]
     if not grads:
         return 0.0
     norms = torch._foreach_norm([g.float() if g.dtype != torch.float32 else g for g in grads])
-    return float(torch.linalg.vector_norm(torch.stack(norms)))
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def grad_norm(module: torch.nn.Module) -> float:
+    """``grad_norm_tensor`` as a float."""
+    return float(grad_norm_tensor(module))
 
 
 def _torch_at_least(major: int, minor: int) -> bool:
@@ -67,7 +74,7 @@ def _to_device(obj: Any, device: torch.device, channels_last: bool = False) -> A
     """Move a tensor, or the tensor fields of a dataclass, to ``device``; on request NCHW float
     tensors become channels_last (the flow (B,H,W,2) is a sampling grid, not an image: left as is)."""
     if torch.is_tensor(obj):
-        obj = obj.to(device, non_blocking=True)
+        obj = to_device(obj, device)
         if channels_last and obj.dim() == 4 and obj.is_floating_point():
             obj = obj.contiguous(memory_format=torch.channels_last)
         return obj
@@ -82,7 +89,9 @@ def _to_device(obj: Any, device: torch.device, channels_last: bool = False) -> A
 class Trainer:
     """One LWGAN training run in ``out_dir``; resumes from ``out_dir/checkpoints/last.pt`` when it exists.
 
-    ``profile`` (optional) is only recorded in ``run_info.json``.
+    ``profile`` (optional) is only recorded in ``run_info.json``. ``graph_maker`` replaces
+    ``torch.cuda.make_graphed_callables`` and turns the call sites on whatever the device (how the
+    tests run lwgan.train.graphs' logic on the CPU).
     """
 
     def __init__(
@@ -93,6 +102,7 @@ class Trainer:
         progress: bool = True,
         profile: str | None = None,
         progress_stream=None,
+        graph_maker=None,
     ):
         self.cfg = cfg
         self.out_dir = Path(out_dir).expanduser().resolve()
@@ -102,6 +112,7 @@ class Trainer:
         self.checkpoint_fallback: str | None = None  # set by _resume when last.pt was unreadable
         self.profile = profile
         self.info: dict[str, Any] | None = None
+        self.graph_maker = graph_maker
 
     # ------------------------------------------------------------------ building
     def prepare(self) -> dict[str, Any]:
@@ -120,6 +131,9 @@ class Trainer:
         self.device = resolve_device(cfg.run.device)
         self.precision = resolve_precision(cfg.run.precision, self.device)
         self.channels_last = use_channels_last(cfg.run.channels_last, self.precision)
+        graphs_on, graphs_reason = resolve_cuda_graphs(cfg.run.cuda_graphs, self.device)
+        if self.graph_maker is not None:
+            graphs_on, graphs_reason = True, "a replacement for make_graphed_callables (tests)"
         seed_everything(cfg.run.seed)
 
         size = cfg.model.image_size
@@ -150,8 +164,11 @@ class Trainer:
         # that need no grad on every call, so fp32 copies would cost a cast of VGG19 per forward.
         self.vgg = vgg.to(self.device, dtype=self.precision.backbone_dtype, memory_format=fmt)
         self.face = face.to(self.device, dtype=self.precision.backbone_dtype, memory_format=fmt)
+        # With CUDA graphs each network call of the step is a site, replayed as a graph from the second step on.
+        self.graphs = CallSites(self.G, self.D, self.vgg, self.face) if graphs_on else None
         self.objective = Objective(cfg, self.G, self.D, self.vgg, self.face, target_cache_bytes=cfg.run.target_cache_mb << 20,
-                                   target_cache_dir=cfg.run.target_cache_dir)
+                                   target_cache_dir=cfg.run.target_cache_dir,
+                                   calls=self.graphs.calls if self.graphs is not None else None)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         # The fused kernel: the same Adam update in one pass over each parameter (about 10 ms of a
         # 440 ms small-profile step on the CPU, BENCHMARKS.md); on CUDA, and on the CPU from torch 2.4.
@@ -180,6 +197,8 @@ class Trainer:
             "precision": self.precision.name,
             "precision_reason": self.precision.reason,
             "channels_last": self.channels_last,
+            "cuda_graphs": graphs_on,
+            "cuda_graphs_reason": graphs_reason,
             "dataset": {"kind": data_kind, "path": str(root), "train_pairs_per_pass": len(self.train_set), "eval_split": eval_split},
             "body_model": {"kind": self.body.kind, "path": str(self.body.source)},
             "backbones": [dataclasses.asdict(s) for s in (vgg_status, face_status, lpips_status, inception_status)],
@@ -195,7 +214,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces of a step
     def _autocast(self):
-        return self.precision.autocast()
+        # CUDA graphs need autocast's weight-cast cache off (each use casts again: same values)
+        return self.precision.autocast(cache=self.graphs is None)
 
     @torch.no_grad()
     def _pair_geometry(self, batch: dict[str, Any]):
@@ -207,8 +227,7 @@ class Trainer:
         run (empty cache) would drift from an uninterrupted one.
         """
         for smpl_key, key_key in (("src_smpl", "src_key"), ("tgt_smpl", "tgt_key")):
-            for i, key in enumerate(batch[key_key]):
-                self.geometry.frames(batch[smpl_key][i : i + 1], [key])
+            self.geometry.cache_frames(batch[smpl_key], list(batch[key_key]))
         src = self.geometry.frames(batch["src_smpl"], list(batch["src_key"]))
         tgt = self.geometry.frames(batch["tgt_smpl"], list(batch["tgt_key"]))
         return _to_device(self.geometry.pair(src, tgt), self.device, self.channels_last)
@@ -226,6 +245,15 @@ class Trainer:
         return self.G(bg_in, src_in, tsf_in, geom.flow)
 
     def _train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
+        """One reference iteration (0-based ``step``), then the CUDA-graph capture of the network calls
+        made for the first time, once the step's tensors and autograd graph are gone (a live graph from
+        the eager step would tie the capture's backward to the default stream and break it)."""
+        metrics = self._step(batch, step)
+        if self.graphs is not None and self.graphs.pending:
+            self.graphs.capture(self.graph_maker)
+        return metrics
+
+    def _step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         """One reference iteration (0-based ``step``): G forward/loss/step, then D on detached fakes when gated."""
         number = step + 1  # the step count once this iteration is done; what metrics are logged under
         src_img, tgt_img = self._images(batch)
@@ -246,14 +274,21 @@ class Trainer:
             self._optimise("D", self.D, self.opt_D, d_loss, d_metrics, metrics, number)
         return metrics
 
-    def _optimise(self, name: str, net, opt, loss, phase_metrics: dict[str, float], metrics: dict[str, float], number: int) -> None:
-        """One phase's update: guard the losses, backward, record and guard the grad norm, step.
-        Both guards run before ``opt.step()``, so a diverged state is never applied or saved."""
-        metrics.update(phase_metrics)
-        check_losses(number, metrics, self.cfg.run.divergence_threshold)
+    def _optimise(self, name: str, net, opt, loss, phase_metrics, metrics: dict[str, float], number: int) -> None:
+        """One phase's update: backward, then the phase's values and the grad norm in one copy to the
+        host, both guards, step. Both guards run before ``opt.step()``, so a diverged state is never
+        applied or saved (a diverged loss's backward runs and is thrown away; the device need not wait
+        for the host between forward and backward)."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        metrics[vocab.GRAD_NORM[name]] = grad_norm(net)
+        norm_name = vocab.GRAD_NORM[name]
+        if hasattr(phase_metrics, "read"):  # lwgan.models.objective.PhaseScalars: still on the device
+            values, extra = phase_metrics.read({norm_name: grad_norm_tensor(net)})
+        else:
+            values, extra = dict(phase_metrics), {norm_name: grad_norm(net)}
+        metrics.update(values)
+        check_losses(number, metrics, self.cfg.run.divergence_threshold)
+        metrics.update(extra)
         check_losses(number, metrics, float("inf"), prefix=vocab.GRAD_NORM_PREFIX)
         opt.step()
 
@@ -467,5 +502,8 @@ class Trainer:
             self.write_samples(self.out_dir / "samples" / "final.png", step, outputs, title=f"step {step} (final)")
             self.write_outputs(self.out_dir / FINAL_OUTPUTS, step, outputs)
             result = TrainResult(vocab.TrialStatus.COMPLETED, step, last, None, str(self.out_dir))
+        if self.graphs is not None:  # which calls ran as graphs, how often, and any capture that failed
+            info["cuda_graph_sites"] = self.graphs.summary()
+            (self.out_dir / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
         self.callbacks.on_end(result)
         return result
