@@ -240,6 +240,9 @@ class StudyTracker:
         if info.get("precision"):
             reason = info.get("precision_reason")
             tags[_T.PRECISION] = str(info["precision"]) + (f" ({reason})" if reason else "")
+            if info.get("cuda_graphs"):  # at bf16, graphs add D's weight gradients in fp32 (lwgan.train.graphs)
+                why = info.get("cuda_graphs_reason")
+                tags[_T.PRECISION] += "; CUDA graphs" + (f" ({why})" if why else "")
         self._set_tags(run_id, tags)
 
     def end_trial(self, run_id: str, status: str, out_dir: Path | None, step: int | None = None, error: str | None = None) -> None:

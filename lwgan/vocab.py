@@ -320,7 +320,7 @@ class Tag:
     BODY_MODEL = "lwgan.body_model"
     DATASET = "lwgan.dataset"
     DEVICE = "lwgan.device"
-    PRECISION = "lwgan.precision"  # resolved precision and why, e.g. "bf16 (CPU with avx512_bf16)"
+    PRECISION = "lwgan.precision"  # resolved precision and why, e.g. "bf16 (CPU with avx512_bf16)"; "; CUDA graphs (why)" when on
     # parent run: the report's verdict on each claim of the study file (lwgan.report.verdicts)
     CLAIM_PREFIX = "lwgan.claim."  # + claim id: "confirmed | contradicted | inconclusive: <estimate> ..."
     CLAIMS_SUMMARY = "lwgan.claims"  # "3 confirmed, 1 contradicted, 8 inconclusive of 12"

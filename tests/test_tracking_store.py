@@ -87,7 +87,8 @@ def test_writer_produces_the_interfaces_schema(tmp_path):
     history = [(step, {"loss/G_total": 1.0 / (step + 1), "eval/ssim": 0.5}) for step in range(600)]
     assert tracker.log_metrics(child, history) == 1200  # two batches of <= 1000
     info = {"device": "cpu", "dataset": {"kind": "synthetic", "path": "/d"}, "body_model": {"kind": "generated", "path": "/b.npz"},
-            "backbones": [{"name": "vgg19", "status": "stand-in"}, {"name": "sphereface20", "status": "pretrained"}]}
+            "backbones": [{"name": "vgg19", "status": "stand-in"}, {"name": "sphereface20", "status": "pretrained"}],
+            "precision": "bf16", "precision_reason": "auto: NVIDIA H100 supports bf16", "cuda_graphs": True, "cuda_graphs_reason": "auto: CUDA device"}
     tracker.trial_info_tags(child, info)
     out = tmp_path / "trial"
     (out / "samples").mkdir(parents=True)
@@ -107,6 +108,7 @@ def test_writer_produces_the_interfaces_schema(tmp_path):
     assert json.loads(p.data.tags["lwgan.versions"]) == {"torch": "2.13"} and p.data.tags["lwgan.trials_diverged"] == "1"
     assert [a.path for a in client.list_artifacts(parent)] == ["study.yaml"]
     t = c.data.tags
+    assert t["lwgan.precision"] == "bf16 (auto: NVIDIA H100 supports bf16); CUDA graphs (auto: CUDA device)"
     assert t["mlflow.parentRunId"] == parent and t["lwgan.role"] == "trial" and t["lwgan.trial_id"] == "E1-s0"
     assert (t["lwgan.variant"], t["lwgan.seed"], t["lwgan.status"], t["lwgan.diverged_step"]) == ("E1", "0", "diverged", "42")
     assert t["lwgan.error"].startswith("diverged at step 42")
