@@ -5,7 +5,8 @@ Usage: python benchmarks/train_step.py [--profiles small] [--device cpu] [--vari
        [--set KEY=VALUE ...] [--warm-targets]
 
 A variant is a precision (fp32 | bf16) with optional ``+cl`` (channels_last), ``+compile``
-(torch.compile of G and D) and ``+nocache`` (target_cache_mb = 0: target features every step). One full step = pair geometry (warm correspondence cache) + G forward +
+(torch.compile of G and D), ``+graphs`` (CUDA graphs of the step's network calls; without it
+``cuda_graphs`` is off, so ``fp32`` is the reference's eager step on every device) and ``+nocache`` (target_cache_mb = 0: target features every step). One full step = pair geometry (warm correspondence cache) + G forward +
 the G losses + G step + D loss + D step, with the stand-in backbones (same cost as the pretrained
 ones) on the synthetic mini-iPER resized to the profile's size. Each measurement runs in its own
 process (peak memory is that process's: VmHWM on CPU, max_memory_allocated on CUDA); the variants
@@ -43,22 +44,26 @@ class Variant:
     channels_last: bool
     compile: bool
     nocache: bool = False
+    graphs: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
         parts = text.strip().split("+")
         extras = set(parts[1:])
-        if parts[0] not in ("fp32", "bf16") or not extras <= {"cl", "compile", "nocache"}:
-            raise SystemExit(f"--variants: bad variant {text!r} (allowed: fp32 | bf16, then any of +cl, +compile, +nocache)")
-        return cls(parts[0], "cl" in extras, "compile" in extras, "nocache" in extras)
+        if parts[0] not in ("fp32", "bf16") or not extras <= {"cl", "compile", "nocache", "graphs"}:
+            raise SystemExit(f"--variants: bad variant {text!r} (allowed: fp32 | bf16, then any of +cl, +compile, +graphs, +nocache)")
+        if {"compile", "graphs"} <= extras:
+            raise SystemExit(f"--variants: {text!r}: +compile and +graphs are separate options (pick one)")
+        return cls(parts[0], "cl" in extras, "compile" in extras, "nocache" in extras, "graphs" in extras)
 
     @property
     def label(self) -> str:
         return (self.precision + ("+cl" if self.channels_last else "") + ("+compile" if self.compile else "")
-                + ("+nocache" if self.nocache else ""))
+                + ("+graphs" if self.graphs else "") + ("+nocache" if self.nocache else ""))
 
     def overrides(self) -> dict:
-        return {"precision": self.precision, "channels_last": self.channels_last, **({"target_cache_mb": 0} if self.nocache else {})}
+        return {"precision": self.precision, "channels_last": self.channels_last, "cuda_graphs": "on" if self.graphs else "off",
+                **({"target_cache_mb": 0} if self.nocache else {})}
 
 
 def peak_rss_bytes() -> int:
@@ -95,8 +100,11 @@ def prepared_trainer(profile: str, device: str, variant: Variant, iters: int, ba
     trainer = Trainer(resolve_config(profile, flat), out, progress=False, profile=profile)
     trainer.prepare()
     if variant.compile:
+        from lwgan.models.calls import NetCalls
+
         trainer.G = trainer.objective.G = torch.compile(trainer.G)
         trainer.D = trainer.objective.D = torch.compile(trainer.D)
+        trainer.objective.calls = NetCalls.plain(trainer.G, trainer.D, trainer.vgg, trainer.face)  # the step calls through these
     return trainer
 
 
