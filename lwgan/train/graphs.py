@@ -21,6 +21,7 @@ calls D eagerly: graphed callables have no double backward.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import warnings
@@ -148,7 +149,9 @@ class CallSite:
             for p, need in zip(params, rec.params_need_grad):
                 p.requires_grad_(need)
             self.net.train(rec.training)
-            with torch.set_grad_enabled(rec.grad_enabled), \
+            device = self._sample[0].device
+            on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+            with on_device, torch.set_grad_enabled(rec.grad_enabled), \
                     torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=enabled, cache_enabled=False):
                 self._graphed = make_graphed(_TupleOutputs(self.net), self._sample)
         finally:

@@ -134,6 +134,8 @@ class Trainer:
         graphs_on, graphs_reason = resolve_cuda_graphs(cfg.run.cuda_graphs, self.device)
         if self.graph_maker is not None:
             graphs_on, graphs_reason = True, "a replacement for make_graphed_callables (tests)"
+        if graphs_on and self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)  # graphs replay on the current device's stream
         seed_everything(cfg.run.seed)
 
         size = cfg.model.image_size
