@@ -15,8 +15,11 @@ another batch size, no grad) runs eagerly, as without graphs.
 Same maths, same kernels: a graph replays the kernels the eager call launched. What the capture
 itself runs (three warm-up calls and the recording) would move the spectral-norm power iterations
 and batch-norm running statistics on; every buffer of the captured networks is restored afterwards,
-so a run with graphs follows the run without them. The gradient penalty (a double backward) always
-calls D eagerly: graphed callables have no double backward.
+so a run with graphs follows the run without them (on CUDA as closely as two eager runs follow each
+other: benchmarks/graphs_agreement.py). One difference at bf16: graphs need autocast's weight-cast cache
+off, so each D call casts D's weights itself and D's two D-phase calls add their weight gradients in
+fp32 instead of once in bf16. The gradient penalty (a double backward) always calls D eagerly: graphed
+callables have no double backward. Each site's graph keeps its activations allocated between steps.
 """
 
 from __future__ import annotations
