@@ -197,3 +197,20 @@ def test_missing_backbone_for_an_active_term_is_an_error():
         Objective(cfg, G, D, vgg=torch.nn.Identity(), face=None)
     cfg0 = cfg.override({"lambda_tsf": 0.0, "lambda_style": 0.0, "lambda_face": 0.0})
     Objective(cfg0, G, D, vgg=None, face=None)
+
+
+def test_phase_scalars_read_with_extra_values_and_as_a_mapping():
+    """The phase's values and extra ones (the trainer's grad norm) come back together; the mapping
+    view gives the same floats; no autograd graph is held."""
+    from lwgan.models.objective import PhaseScalars
+
+    w = torch.tensor([2.0], requires_grad=True)
+    loss = (w * 3).sum()
+    scalars = PhaseScalars({"loss/a": loss, "loss/b": 0.0, "D/x": torch.tensor(0.25)})
+    assert all(not v.requires_grad for v in scalars._pending.values() if isinstance(v, torch.Tensor))
+    values, extra = scalars.read({"grad_norm/G": torch.tensor(1.5)})
+    assert values == {"loss/a": 6.0, "loss/b": 0.0, "D/x": 0.25} and extra == {"grad_norm/G": 1.5}
+    assert dict(scalars) == values and list(scalars) == ["loss/a", "loss/b", "D/x"] and scalars["loss/a"] == 6.0
+    assert scalars.read({"n": 2.0}) == (values, {"n": 2.0})  # read again: the same values, extra copied on its own
+    fresh = PhaseScalars({"loss/a": torch.tensor(1.0)})
+    assert dict(fresh) == {"loss/a": 1.0} and len(fresh) == 1  # read as a mapping first

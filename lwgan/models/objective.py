@@ -59,7 +59,9 @@ class PhaseScalars(Mapping[str, float]):
     waits between the forward and the backward for the host to look at the values."""
 
     def __init__(self, values: dict[str, torch.Tensor | float]):
-        self._pending: dict[str, torch.Tensor | float] | None = values
+        # detached: holding the phase's autograd graph until the read would keep its nodes alive
+        self._pending: dict[str, torch.Tensor | float] | None = {
+            k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
         self._values: dict[str, float] | None = None
 
     def read(self, extra: dict[str, torch.Tensor | float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
