@@ -196,6 +196,27 @@ def test_trainer_with_graphs_trains_as_without(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_resumed_run_with_graphs_recaptures_and_continues_the_same_run(tmp_path):
+    """Killed after step 3 and resumed, with graphs: the resumed process records and captures again;
+    its first step has no D phase (d_every 2), so the D phase's sites are captured a step later.
+    Losses and weights equal the uninterrupted run without graphs."""
+    plain = Trainer(_tiny(max_steps=6, d_every=2, checkpoint_every=3), tmp_path / "plain", progress=False)
+    plain.fit()
+    Trainer(_tiny(max_steps=3, d_every=2, checkpoint_every=3), tmp_path / "split", progress=False,
+            graph_maker=stand_in_graphs()).fit()
+    resumed = Trainer(_tiny(max_steps=6, d_every=2, checkpoint_every=3), tmp_path / "split", progress=False,
+                      graph_maker=stand_in_graphs())
+    resumed.fit()
+    summary = resumed.graphs.summary()
+    assert summary["eager_calls"]["generator"] == 1 and summary["replays"]["generator"] == 2  # steps 4-6
+    assert summary["eager_calls"]["d_real"] == 1 and summary["replays"]["d_real"] == 0  # D phase at step 5 only
+    assert "d_real" in summary["captured"]
+    assert _losses(plain.out_dir) == _losses(resumed.out_dir)
+    for a, b in zip([*plain.G.state_dict().values(), *plain.D.state_dict().values()],
+                    [*resumed.G.state_dict().values(), *resumed.D.state_dict().values()]):
+        assert torch.equal(a, b)
+
+
 def test_trainer_with_graphs_at_bf16(tmp_path):
     """At bf16 a graphed site casts D's weights itself (autocast's cast cache is off with graphs), so
     the gradients of D's two D-phase calls add in fp32 rather than once in bf16: the same losses at
