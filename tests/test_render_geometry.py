@@ -202,6 +202,23 @@ def test_cache_returns_the_same_geometry_and_checks_the_parameters(body, tmp_pat
     assert GeometryBuilder(body, 32, cache=cache).frames(smpl[:1], keys[:1]).face_index.shape == (1, 32, 32)
 
 
+def test_one_at_a_time_renders_each_frame_on_its_own_and_looks_each_up_once(body):
+    """The trainer's mode: frames to render are rendered singly (the geometry never depends on which
+    frames share a batch), with or without a cache; one lookup per frame."""
+    smpl = torch.cat([_smpl(arm=0.2), _smpl(arm=-0.4, turn=0.3), _smpl(knee=0.6)])
+    single = [GeometryBuilder(body, SIZE).render(smpl[i : i + 1]) for i in range(3)]
+    cache = CorrespondenceCache()
+    builder = GeometryBuilder(body, SIZE, cache=cache)
+    keys = ["a/0", "a/1", "a/2"]
+    builder.frames(smpl[:1], keys[:1])  # one frame already cached
+    got = builder.frames(smpl, keys, one_at_a_time=True)
+    assert (cache.hits, cache.misses) == (1, 3)
+    uncached = GeometryBuilder(body, SIZE).frames(smpl, one_at_a_time=True)
+    for i in range(3):
+        for a, b, c in zip(single[i].tensors(), got.select(i).tensors(), uncached.select(i).tensors()):
+            assert torch.equal(a, b) and torch.equal(a, c)
+
+
 def test_shared_folder_is_named_after_the_body_size_and_environment(body, tmp_path):
     from lwgan.render import shared_folder
 

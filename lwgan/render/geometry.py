@@ -133,33 +133,33 @@ class GeometryBuilder:
         return FrameGeometry(raster.face_index, raster.bary, verts[..., :2].contiguous(), joints[..., :2].contiguous())
 
     @torch.no_grad()
-    def frames(self, smpl: torch.Tensor, keys: list[str] | None = None) -> FrameGeometry:
-        """Batched frame geometry of (B, 85) SMPL parameters; with a cache and ``keys``, each frame is made once."""
+    def frames(self, smpl: torch.Tensor, keys: list[str] | None = None, one_at_a_time: bool = False) -> FrameGeometry:
+        """Batched frame geometry of (B, 85) SMPL parameters; with a cache and ``keys``, each frame is made once.
+
+        Frames to render are rendered in one batch, or with ``one_at_a_time`` each on its own: a batched
+        render differs from a single-frame one in the last bits, so a caller whose geometry must not
+        depend on which frames share a batch (the trainer: a resumed run starts with an empty cache)
+        asks for single frames."""
         smpl = torch.as_tensor(smpl).float()
         if self.cache is None or keys is None:
+            if one_at_a_time:
+                return FrameGeometry.stack([self.render(smpl[i : i + 1]) for i in range(len(smpl))])
             return self.render(smpl)
         if len(keys) != len(smpl):
             raise ValueError(f"{len(keys)} keys for {len(smpl)} frames")
         found = [self.cache.get(key, self.size, smpl[i]) for i, key in enumerate(keys)]
         missing = [i for i, frame in enumerate(found) if frame is None]
         if missing:
-            made = self.render(smpl[missing])
-            for j, i in enumerate(missing):
-                found[i] = made.select(j)
-                self.cache.put(keys[i], self.size, smpl[i], found[i])
+            if one_at_a_time:
+                made = [self.render(smpl[i : i + 1]) for i in missing]
+            else:
+                batch = self.render(smpl[missing])
+                made = [batch.select(j) for j in range(len(missing))]
+            for i, frame in zip(missing, made):
+                found[i] = frame
+                self.cache.put(keys[i], self.size, smpl[i], frame)
         # Cached frames live on the CPU: stacked there and moved in one copy per field (not one per frame).
         return FrameGeometry.stack([f.to("cpu") for f in found]).to(self.device)
-
-    @torch.no_grad()
-    def cache_frames(self, smpl: torch.Tensor, keys: list[str]) -> None:
-        """Render into the cache, one frame at a time, the frames of ``keys`` it lacks (a batched render
-        differs from a single-frame one in the last bits, so each frame is made on its own)."""
-        if self.cache is None:
-            return
-        smpl = torch.as_tensor(smpl).float()
-        for i, key in enumerate(keys):
-            if self.cache.get(key, self.size, smpl[i]) is None:
-                self.cache.put(key, self.size, smpl[i], self.render(smpl[i : i + 1]))
 
     @torch.no_grad()
     def pair(self, src: FrameGeometry, tgt: FrameGeometry) -> PairGeometry:

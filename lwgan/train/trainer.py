@@ -223,15 +223,13 @@ class Trainer:
     def _pair_geometry(self, batch: dict[str, Any]):
         """Correspondences, flow, cond maps and masks of a batch of pairs; no gradients (as the reference).
 
-        Frames are rendered one at a time into the cache first: a batched render differs from a
-        single-frame one in the last bits (up to ~1e-3 in the cond map), so rendering in batch order
-        would make the geometry depend on which frames happened to share a batch, and a resumed
-        run (empty cache) would drift from an uninterrupted one.
+        Frames are rendered one at a time: a batched render differs from a single-frame one in the last
+        bits (up to ~1e-3 in the cond map), so rendering in batch order would make the geometry depend
+        on which frames happened to share a batch, and a resumed run (empty cache) would drift from an
+        uninterrupted one.
         """
-        for smpl_key, key_key in (("src_smpl", "src_key"), ("tgt_smpl", "tgt_key")):
-            self.geometry.cache_frames(batch[smpl_key], list(batch[key_key]))
-        src = self.geometry.frames(batch["src_smpl"], list(batch["src_key"]))
-        tgt = self.geometry.frames(batch["tgt_smpl"], list(batch["tgt_key"]))
+        src = self.geometry.frames(batch["src_smpl"], list(batch["src_key"]), one_at_a_time=True)
+        tgt = self.geometry.frames(batch["tgt_smpl"], list(batch["tgt_key"]), one_at_a_time=True)
         return _to_device(self.geometry.pair(src, tgt), self.device, self.channels_last)
 
     def _images(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
