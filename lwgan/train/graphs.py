@@ -139,30 +139,37 @@ class CallSite:
             return out
         return self.net(*args)
 
+    @property
+    def pending(self) -> bool:
+        """Called, and neither captured nor failed yet (its first call's inputs are still held)."""
+        return self._sample is not None
+
     def capture(self, make_graphed: MakeGraphed) -> bool:
-        """Record the graphs for the first call's inputs (False when the site was never called)."""
-        if self.record is None or self._sample is None or self._graphed is not None:
+        """Record the graphs for the first call's inputs; False when there is nothing to capture or the
+        capture failed (``failure`` then says why, and the site stays eager)."""
+        if not self.pending:
             return False
-        rec, params = self.record, list(self.net.parameters())
+        rec, params, sample = self.record, list(self.net.parameters()), self._sample
         flags = [p.requires_grad for p in params]
         was_training = self.net.training
         enabled, dtype = rec.autocast
-        device_type = self._sample[0].device.type
+        device = sample[0].device
+        on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
         try:
             for p, need in zip(params, rec.params_need_grad):
                 p.requires_grad_(need)
             self.net.train(rec.training)
-            device = self._sample[0].device
-            on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
             with on_device, torch.set_grad_enabled(rec.grad_enabled), \
-                    torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=enabled, cache_enabled=False):
-                self._graphed = make_graphed(_TupleOutputs(self.net), self._sample)
+                    torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled, cache_enabled=False):
+                self._graphed = make_graphed(_TupleOutputs(self.net), sample)
+        except Exception as err:  # noqa: BLE001 - the site runs eagerly: slower, same values
+            self.failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         finally:
             for p, flag in zip(params, flags):
                 p.requires_grad_(flag)
             self.net.train(was_training)
-        self._sample = None
-        return True
+            self._sample = None
+        return self._graphed is not None
 
 
 class CallSites:
@@ -180,7 +187,6 @@ class CallSites:
             vgg_target=site("vgg_target", vgg, clone_outputs=True) if vgg is not None else None,
             face_target=site("face_target", face, clone_outputs=True) if face is not None else None,
         )
-        self.captured: list[str] = []
         self.capture_seconds: float | None = None
 
     @property
@@ -189,14 +195,18 @@ class CallSites:
         return [s for s in found if isinstance(s, CallSite)]
 
     @property
+    def captured(self) -> list[str]:
+        return [s.name for s in self.sites if s.captured]
+
+    @property
     def pending(self) -> bool:
-        """Whether a site has been called but not captured yet."""
-        return any(s.record is not None and not s.captured and s.failure is None for s in self.sites)
+        """Whether a site has been called but not captured (nor failed) yet."""
+        return any(s.pending for s in self.sites)
 
     def capture(self, make_graphed: MakeGraphed | None = None) -> list[str]:
         """Capture every site called so far and not yet captured; restores every buffer of the captured
         networks and the RNG streams afterwards, so the warm-up and recording calls leave no trace in
-        the run. Returns the names of all captured sites."""
+        the run. A site whose capture fails stays eager, with a warning. Returns the captured sites' names."""
         if not self.pending:
             return self.captured
         make_graphed = make_graphed or torch.cuda.make_graphed_callables
@@ -207,14 +217,7 @@ class CallSites:
         try:
             with torch.random.fork_rng(devices=devices):
                 for s in self.sites:
-                    if s.failure is not None:
-                        continue
-                    try:
-                        if s.capture(make_graphed):
-                            self.captured.append(s.name)
-                    except Exception as err:  # noqa: BLE001 - the site runs eagerly: slower, same values
-                        s.failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                        s._sample = None
+                    if not s.capture(make_graphed) and s.failure is not None:
                         warnings.warn(f"CUDA graph capture of {s.name} failed, it runs eagerly: {s.failure}", stacklevel=2)
         finally:
             with torch.no_grad():
@@ -226,7 +229,7 @@ class CallSites:
 
     def summary(self) -> dict[str, Any]:
         """For run_info: captured sites, capture time, and how often each site replayed / ran eagerly."""
-        return {"captured": list(self.captured), "capture_s": self.capture_seconds,
+        return {"captured": self.captured, "capture_s": self.capture_seconds,
                 "capture_failures": {s.name: s.failure for s in self.sites if s.failure is not None},
                 "replays": {s.name: s.replays for s in self.sites}, "eager_calls": {s.name: s.eager_calls for s in self.sites}}
 
