@@ -43,13 +43,13 @@ def frozen_parameters(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _scalars(values: dict[str, torch.Tensor | float]) -> dict[str, float]:
-    """Named floats, with a single device-to-host copy for all of them."""
-    device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+def _to_host(values: list[torch.Tensor | float]) -> list[float]:
+    """Scalars as floats, with a single device-to-host copy for all of them."""
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
     stacked = torch.stack(
-        [v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device) for v in values.values()]
+        [v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device) for v in values]
     )
-    return dict(zip(values, stacked.cpu().tolist()))
+    return stacked.cpu().tolist()
 
 
 class PhaseScalars(Mapping[str, float]):
@@ -67,14 +67,11 @@ class PhaseScalars(Mapping[str, float]):
     def read(self, extra: dict[str, torch.Tensor | float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
         """(the phase's values, ``extra``'s values), with one device-to-host copy for whatever is unread."""
         extra = dict(extra or {})
-        if self._values is not None:
-            return dict(self._values), (_scalars(extra) if extra else {})
-        assert self._pending is not None
-        names = list(self._pending)
-        both = _scalars({**{("phase", k): v for k, v in self._pending.items()}, **{("extra", k): v for k, v in extra.items()}})
-        self._values = {k: both[("phase", k)] for k in names}
-        self._pending = None
-        return dict(self._values), {k: both[("extra", k)] for k in extra}
+        unread = list(self._pending.values()) if self._pending is not None else []
+        floats = _to_host([*unread, *extra.values()]) if unread or extra else []
+        if self._pending is not None:
+            self._values, self._pending = dict(zip(self._pending, floats)), None
+        return dict(self._values), dict(zip(extra, floats[len(unread):]))
 
     def _resolved(self) -> dict[str, float]:
         return self.read()[0] if self._values is None else self._values

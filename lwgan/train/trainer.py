@@ -60,11 +60,6 @@ def grad_norm_tensor(module: torch.nn.Module) -> torch.Tensor | float:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
-def grad_norm(module: torch.nn.Module) -> float:
-    """``grad_norm_tensor`` as a float."""
-    return float(grad_norm_tensor(module))
-
-
 def _torch_at_least(major: int, minor: int) -> bool:
     parts = torch.__version__.split("+")[0].split(".")
     return (int(parts[0]), int(parts[1])) >= (major, minor)
@@ -281,11 +276,7 @@ class Trainer:
         for the host between forward and backward)."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        norm_name = vocab.GRAD_NORM[name]
-        if hasattr(phase_metrics, "read"):  # lwgan.models.objective.PhaseScalars: still on the device
-            values, extra = phase_metrics.read({norm_name: grad_norm_tensor(net)})
-        else:
-            values, extra = dict(phase_metrics), {norm_name: grad_norm(net)}
+        values, extra = phase_metrics.read({vocab.GRAD_NORM[name]: grad_norm_tensor(net)})  # a PhaseScalars
         metrics.update(values)
         check_losses(number, metrics, self.cfg.run.divergence_threshold)
         metrics.update(extra)
