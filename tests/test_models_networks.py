@@ -301,7 +301,8 @@ def test_warp_matches_grid_sample_align_corners_true():
 @pytest.mark.parametrize("spectral", [False, True])
 def test_merged_heads_equal_the_two_head_modules_values_and_gradients(spectral):
     """ResUnetStream.heads runs colour and mask heads as one convolution: same outputs and gradients
-    (to the input and to each head's own weight) as calling the two modules."""
+    (to the input and to each head's own weight) as calling the two modules (gradients to float
+    rounding: on the CPU the merged convolution runs as column phases, lwgan/models/narrow_conv.py)."""
     from lwgan.models.generator import ResUnetStream
     from lwgan.models.layers import apply_spectral_norm
 
@@ -325,7 +326,7 @@ def test_merged_heads_equal_the_two_head_modules_values_and_gradients(spectral):
     assert torch.allclose(color, ref_color, atol=1e-6) and torch.allclose(mask, ref_mask, atol=1e-6)
     assert float(mask.detach().min()) >= 0 and float(mask.detach().max()) <= 1 and float(color.detach().abs().max()) <= 1
     for merged, separate in zip(grads(color, mask), grads(ref_color, ref_mask), strict=True):
-        assert torch.allclose(merged, separate, atol=1e-5)
+        assert float((merged - separate).abs().max()) <= 1e-6 * float(separate.abs().max())
 
 
 def test_generator_instance_norm_is_torch_instance_norm():
