@@ -4,6 +4,7 @@ per-frame folders (target features, correspondences) that are gone when the stud
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,30 @@ def test_three_trials_on_two_cores_run_together(env, tmp_path, monkeypatch, caps
     assert not shared.exists()
 
 
+def test_the_shared_tail_reuses_the_actors_of_the_pairs(env, tmp_path, monkeypatch):
+    """Five one-cpu trials on two cores: a pair, then the last three together. Every trial asks Ray
+    for the same share, so the tail runs in the pair's two actors and one new one (three actors in
+    all, not five); the pair still runs as a pair (the second trial of the tail waits for both of its
+    trials to end), and the three of the tail all at once."""
+    monkeypatch.setattr("lwgan.study.runner.os.cpu_count", lambda: 2)
+    monkeypatch.setenv("LWGAN_STUB_STEP_S", "0.25")  # 12 steps: ~3 s a trial
+    path = study_file(tmp_path, {f"v{i}": {"lr_G": (i + 3) * 1e-4} for i in range(4)})  # + baseline = 5
+    storage = tmp_path / "runs"
+    assert command_run(run_args(path, storage, max_concurrent=None), trainer=STUB) == 0
+    state = load_state(storage, "plumb")
+    assert all(r.state == "completed" for r in state.trials.values())
+    order = sorted(state.trials.values(), key=lambda r: r.started)
+    pids = [json.loads((state.path.parent / "trials" / r.trial_id / "run_info.json").read_text())["pid"] for r in order]
+    assert len(set(pids)) == 3, f"actors per trial (in start order): {pids}"
+    assert set(pids[:2]) < set(pids) and len(set(pids[:2])) == 2  # the first pair: two actors
+    tail = order[2:]
+    assert max(r.started for r in tail) < min(r.ended for r in tail), "the last three did not run at once"
+
+    pair_ends = sorted(r.ended for r in order[:2])
+    tail_starts = sorted(r.started for r in tail)
+    assert tail_starts[0] >= pair_ends[0] - 0.5 and tail_starts[1] >= pair_ends[1] - 0.5, (pair_ends, tail_starts)
+
+
 def test_fresh_frame_cache_folders_drop_what_a_killed_driver_left(tmp_path):
     stale = tmp_path / FRAME_CACHES / "target_features" / "vgg-0123" / "entry.pt"
     stale.parent.mkdir(parents=True)
@@ -88,3 +113,28 @@ def test_fresh_frame_cache_folders_drop_what_a_killed_driver_left(tmp_path):
     for key, folder in folders.items():
         assert folder == str((tmp_path / FRAME_CACHES / SHARED_FRAME_CACHES[key]).resolve())
         assert Path(folder).is_dir() and not any(Path(folder).iterdir())
+
+
+def test_packed_order_admits_by_the_packing_and_keeps_run_order(tmp_path):
+    """The searcher alone: a pair, then tail trials as the pair's cpu frees; Tune's ids map back."""
+    from ray.tune.search import Searcher
+
+    from lwgan.study.packed_order import PackedOrder
+
+    ids = IDS[:5]
+    order = PackedOrder(ids, pack_trials(ids, 2, 1.0, may_share=True))
+    assert order.suggest("a") == {"trial_id": "t00"} and order.suggest("b") == {"trial_id": "t01"}
+    assert order.suggest("c") is None  # a pair runs: no third trial
+    order.on_trial_complete("a")
+    assert order.suggest("c") == {"trial_id": "t02"}  # 1 + 2/3 of the 2 slots
+    assert order.suggest("d") is None  # 1 + 4/3 does not fit
+    order.on_trial_complete("b")
+    assert order.suggest("d") == {"trial_id": "t03"} and order.suggest("e") == {"trial_id": "t04"}
+    assert order.running == ("t02", "t03", "t04")
+    assert order.suggest("f") == Searcher.FINISHED
+    order.save(str(tmp_path / "searcher.json"))
+    again = PackedOrder(ids, pack_trials(ids, 2, 1.0, may_share=True))
+    again.restore(str(tmp_path / "searcher.json"))
+    assert again.running == order.running and again.suggest("g") == Searcher.FINISHED
+    with pytest.raises(ValueError, match=r"without a cpu share in the packing: \['zz'\]"):
+        PackedOrder(["zz"], pack_trials(ids, 2, 1.0, may_share=True))

@@ -41,7 +41,8 @@ class StubTrainer:
         info = {"device": "cpu", "dataset": {"kind": "synthetic", "path": "/stub/data"},
                 "body_model": {"kind": "generated", "path": "/stub/body.npz"},
                 "backbones": [{"name": "vgg19", "status": "stand-in"}, {"name": "sphereface20", "status": "stand-in"}],
-                "profile": self.profile, "total_steps": total, "resumed_from_step": start}
+                "profile": self.profile, "total_steps": total, "resumed_from_step": start,
+                "pid": os.getpid()}  # which Ray actor ran it (the packing tests count actors)
         (out / "run_info.json").write_text(json.dumps(info))
         self.callbacks.on_start(info)
         delay = float(os.environ.get("LWGAN_STUB_STEP_S", "0.01"))

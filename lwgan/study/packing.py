@@ -9,6 +9,12 @@ numbers a trial computes are the same bits in any packing; only the wall time di
 one-thread trainings on two cores do 5% fewer steps per second in total than two (the OS
 time-slices them; BENCHMARKS.md, "The 15-trial study"), far less than an idle core costs.
 
+Ray is asked for the tail's share by *every* trial, so one actor can run any trial (Tune reuses an
+actor only for a trial of the same request): the tail starts in the pairs' actors, already warm,
+where three new ones took 14-21 s to start beside the running trials and their first step another
+7 s. Which trials run together is decided by ``Packing.admits`` (a trial of a pair counts its full
+cpu, one of the tail its share), applied in run order by the study runner.
+
 Only for trials of at most one cpu and no GPU, on a Ray this study started on this machine, with no
 ``--max-concurrent`` limit: several multi-thread trials on too few cores wait on each other's
 threads (BENCHMARKS.md, "Two trials on two cores"), a GPU is not time-sliced the same way, and a
@@ -19,23 +25,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 RAY_RESOURCE_STEPS = 10_000  # per unit: Ray keeps fractional resources to four decimals
 
 
 @dataclass(frozen=True)
 class Packing:
-    """The cpu request of every pending trial, and how many run at once at most."""
+    """The cpu each pending trial counts for, and how many run at once at most."""
 
-    cpu: dict[str, float]  # trial id -> cpu requested from Ray
+    cpu: dict[str, float]  # trial id -> the cpu it takes of the slots while it runs
     max_concurrent: int
     shared_tail: tuple[str, ...] = ()  # the trials that share the slots at the end (empty: none)
+    capacity: float = 0.0  # the cpu of all slots together (slots x cpu per trial)
 
     def describe(self, slots: int) -> str:
         if not self.shared_tail:
             return ""
         return f"the last {len(self.shared_tail)} share the {slots} slots"
+
+    @property
+    def ray_cpu(self) -> float:
+        """The one cpu request every trial makes of Ray: the smallest share, so all of the tail fit at
+        once and any actor can run any trial (see the module doc)."""
+        return min(self.cpu.values())
+
+    def admits(self, running: Iterable[str], trial_id: str) -> bool:
+        """Whether ``trial_id`` may start beside the ``running`` trials: their cpu and its own fit the slots."""
+        return sum(self.cpu[t] for t in running) + self.cpu[trial_id] <= self.capacity + 1e-6
 
 
 def _floor_to_step(value: float) -> float:
@@ -52,7 +69,7 @@ def pack_trials(pending: Sequence[str], slots: int, cpu: float, *, may_share: bo
     pending = list(pending)
     if slots < 1:
         raise ValueError(f"slots must be >= 1, got {slots}")
-    plain = Packing({tid: cpu for tid in pending}, slots)
+    plain = Packing({tid: cpu for tid in pending}, slots, capacity=slots * cpu)
     remainder = len(pending) % slots
     if not may_share or remainder == 0 or len(pending) <= slots:
         return plain
@@ -62,4 +79,4 @@ def pack_trials(pending: Sequence[str], slots: int, cpu: float, *, may_share: bo
         return plain
     requests = {tid: cpu for tid in pending}
     requests.update({tid: share for tid in tail})
-    return Packing(requests, len(tail), tuple(tail))
+    return Packing(requests, len(tail), tuple(tail), capacity=slots * cpu)

@@ -345,7 +345,7 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
         )
         progress.line(_start_line(resolved, len(pending), concurrency, state.path.parent, packing.describe(concurrency)))
         if spec.kind == "ablation":
-            tuner = _ablation_tuner(trainable, pending, packing.max_concurrent, run_config, resolved)
+            tuner = _ablation_tuner(trainable, pending, packing, run_config, resolved)
             grid = tuner.fit()
         else:
             tuner = _search_tuner(trainable, resolved, state, concurrency, run_config, options.resume)
@@ -369,19 +369,10 @@ def fresh_frame_caches(run_dir: Path) -> dict[str, str]:
     return folders
 
 
-def _trial_resources(packing: Packing, cpu: float, gpu: float):
-    """Ray's resource request of each trial: its share from ``packing`` (by trial id), else ``cpu``."""
-    if not packing.shared_tail:
-        return {"cpu": cpu, "gpu": gpu}
-    from ray.tune import PlacementGroupFactory
-
-    def request(config: dict) -> PlacementGroupFactory:
-        bundle = {"CPU": packing.cpu.get(config.get("trial_id"), cpu)}
-        if gpu:
-            bundle["GPU"] = gpu
-        return PlacementGroupFactory([bundle])
-
-    return request
+def _trial_resources(packing: Packing, cpu: float, gpu: float) -> dict[str, float]:
+    """Ray's resource request of every trial: ``cpu``, or with a shared tail the tail's share, the same
+    for all trials so that Tune can reuse any actor for any trial (lwgan/study/packing.py)."""
+    return {"cpu": packing.ray_cpu if packing.shared_tail else cpu, "gpu": gpu}
 
 
 def _start_line(resolved: ResolvedStudy, pending: int, concurrency: int, run_dir: Path, packing_note: str = "") -> str:
@@ -392,17 +383,24 @@ def _start_line(resolved: ResolvedStudy, pending: int, concurrency: int, run_dir
             f"objective {spec.objective.metric} ({spec.objective.mode}) | folder {run_dir}")
 
 
-def _ablation_tuner(trainable, pending: list[str], concurrency: int, run_config, resolved: ResolvedStudy):
+def _ablation_tuner(trainable, pending: list[str], packing: Packing, run_config, resolved: ResolvedStudy):
     from ray import tune
 
-    # One explicit config per unfinished trial; the Trainer resumes each from its own folder.
-    configs = [{"trial_id": tid} for tid in pending]
+    # One explicit config per unfinished trial, in run order; the Trainer resumes each from its own folder.
+    if packing.shared_tail:  # the pairs held to two by the packing's accounting, the tail all at once
+        from lwgan.study.packed_order import PackedOrder
+
+        source = dict(search_alg=PackedOrder(pending, packing), num_samples=len(pending))
+        param_space = None
+    else:
+        source = dict(num_samples=1)
+        param_space = {"trial_id": tune.grid_search(list(pending))}
     return tune.Tuner(
         trainable,
-        param_space={"trial_id": tune.grid_search([c["trial_id"] for c in configs])},
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            num_samples=1,
-            max_concurrent_trials=concurrency,
+            **source,
+            max_concurrent_trials=packing.max_concurrent,
             reuse_actors=True,
             trial_name_creator=ablation_name,
             trial_dirname_creator=ablation_name,
