@@ -10,63 +10,57 @@ the memory cache does). So a feature read from the store is the one this run wou
 to the last bit, and a run gives the same numbers with the store or without it
 (tests/test_models_feature_store.py).
 
-Entries are written whole (lwgan.fsutil.atomic_write: a temporary file, then a rename), so runs that write the same
-frame at once, or a run killed mid-write, never leave a torn entry; an unreadable entry counts as a
-miss. Writing stops once the folder holds ``max_bytes``. The study runner gives each invocation a
+Entries are kept by lwgan.entry_folder (written whole, so runs that write the same frame at once, or
+a run killed mid-write, never leave a torn entry; an unreadable entry counts as a miss; writing
+stops once the folder holds ``max_bytes``). The study runner gives each invocation a
 fresh folder and removes it at the end (lwgan.study.runner): entries never outlive the code that
 made them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from lwgan.entry_folder import EntryFolder
 from lwgan.fingerprint import compute_environment, namespace, same_tensors
-from lwgan.fsutil import atomic_write, folder_bytes
 from lwgan.lru import tensor_bytes
 
 Features = list[torch.Tensor]
-ENTRY_SUFFIX = ".pt"
-
-
-def _entry_name(key: str) -> str:
-    return hashlib.sha1(key.encode()).hexdigest()[:24] + ENTRY_SUFFIX
 
 
 class DiskFeatureStore:
     """Feature levels per frame key under ``root``/<namespace of the net and environment>/, for as long
-    as the folder holds less than ``max_bytes``. ``net_digest`` names the frozen net's weights."""
+    as that folder holds less than ``max_bytes``. ``net_digest`` names the frozen net's weights."""
 
     def __init__(self, root: str | Path, net_name: str, net_digest: str, max_bytes: int):
         self.root = Path(root)
         self.net_name, self.net_digest = net_name, net_digest
         self.max_bytes = int(max_bytes)
-        self._bytes: dict[Path, int] = {}  # namespace folder -> bytes it held when first seen + what this run wrote
+        self._folders: dict[Path, EntryFolder] = {}  # one per namespace this run has used
         self.hits = 0
         self.misses = 0
-        self.writes = 0
+
+    @property
+    def writes(self) -> int:
+        return sum(f.writes for f in self._folders.values())
 
     def folder(self, device: torch.device) -> Path:
         """The namespace for the forward as it would run now (the autocast and threads in effect)."""
         ident = {"net": self.net_name, "weights": self.net_digest, **compute_environment(device)}
         return self.root / f"{self.net_name}-{namespace(ident)}"
 
-    def _folder_bytes(self, folder: Path) -> int:
-        if folder not in self._bytes:
-            self._bytes[folder] = folder_bytes(folder)
-        return self._bytes[folder]
+    def _entries(self, device: torch.device) -> EntryFolder:
+        folder = self.folder(device)
+        if folder not in self._folders:
+            self._folders[folder] = EntryFolder(folder, self.max_bytes)
+        return self._folders[folder]
 
     def get(self, key: str, fingerprint: Sequence[torch.Tensor], device: torch.device) -> Features | None:
-        path = self.folder(device) / _entry_name(key)
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, ValueError):  # absent, or written by a run killed mid-way
-            entry = None
-        if entry is None or entry.get("key") != key or not same_tensors(entry["fingerprint"], fingerprint):
+        entry = self._entries(device).load(key)
+        if entry is None or not same_tensors(entry["fingerprint"], fingerprint):
             self.misses += 1
             return None
         self.hits += 1
@@ -74,18 +68,11 @@ class DiskFeatureStore:
 
     def put(self, key: str, fingerprint: Sequence[torch.Tensor], features: Sequence[torch.Tensor], device: torch.device) -> bool:
         """Write the entry unless the folder is full; True when written."""
-        folder = self.folder(device)
         size = tensor_bytes([*fingerprint, *features])
-        if self._folder_bytes(folder) + size > self.max_bytes:
-            return False
         # Copies, not views: torch.save writes a view's whole storage (the batch it was sliced from).
-        entry = {"key": key, "fingerprint": [t.detach().to("cpu", copy=True) for t in fingerprint],
-                 "features": [t.detach().to("cpu", copy=True) for t in features]}
-        with atomic_write(folder / _entry_name(key)) as tmp:
-            torch.save(entry, tmp)
-        self._bytes[folder] += size
-        self.writes += 1
-        return True
+        payload = {"fingerprint": [t.detach().to("cpu", copy=True) for t in fingerprint],
+                   "features": [t.detach().to("cpu", copy=True) for t in features]}
+        return self._entries(device).save(key, payload, size)
 
 
 __all__ = ["DiskFeatureStore"]

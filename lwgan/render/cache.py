@@ -9,14 +9,13 @@ the folder is the frame this run would have rendered (tests/test_render_geometry
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 
+from lwgan.entry_folder import EntryFolder
 from lwgan.fingerprint import compute_environment, module_digest, namespace
-from lwgan.fsutil import atomic_write, folder_bytes
 from lwgan.lru import ByteLRU, tensor_bytes
 from lwgan.render.geometry import FrameGeometry
 
@@ -39,12 +38,12 @@ class CorrespondenceCache:
 
     def __init__(self, folder: str | os.PathLike | None = None, max_bytes: int = DEFAULT_MAX_BYTES, max_disk_bytes: int = DEFAULT_MAX_BYTES):
         self.folder = Path(folder).expanduser() if folder is not None else None
-        # Writing stops once the folder holds max_disk_bytes (what it held when opened + what this run wrote).
+        # Writing stops once the folder holds max_disk_bytes (what it held when first written to + what this run wrote).
         self.max_disk_bytes = int(max_disk_bytes)
-        self._disk_bytes = 0
+        self._disk: EntryFolder | None = None
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._disk_bytes = folder_bytes(self.folder)
+            self._disk = EntryFolder(self.folder, self.max_disk_bytes, name_chars=20)
         self.max_bytes = int(max_bytes)
         # entry -> (the 85 SMPL values it was made from, its geometry); the SMPL values are not weighed
         self._memory: ByteLRU[tuple[torch.Tensor, FrameGeometry]] = ByteLRU(self.max_bytes, lambda item: tensor_bytes(item[1].tensors()))
@@ -58,15 +57,11 @@ class CorrespondenceCache:
     def __len__(self) -> int:
         return len(self._memory)
 
-    def _path(self, entry: str) -> Path:
-        digest = hashlib.sha1(entry.encode()).hexdigest()[:20]
-        return self.folder / f"{digest}.pt"
-
     def get(self, key: str, size: int, smpl: torch.Tensor) -> FrameGeometry | None:
         entry = self.entry_key(key, size)
         smpl = smpl.detach().float().cpu()
         found = self._memory.get(entry)
-        if found is None and self.folder is not None:
+        if found is None and self._disk is not None:
             found = self._load(entry)
             if found is not None:
                 self._remember(entry, *found)
@@ -82,31 +77,20 @@ class CorrespondenceCache:
         smpl = smpl.detach().float().cpu().clone()
         frame = frame.to("cpu")
         self._remember(entry, smpl, frame)
-        if self.folder is not None:
+        if self._disk is not None:
             self._save(entry, smpl, frame)
 
     def _remember(self, entry: str, smpl: torch.Tensor, frame: FrameGeometry) -> None:
         self._memory.put(entry, (smpl, frame))
 
     def _load(self, entry: str) -> tuple[torch.Tensor, FrameGeometry] | None:
-        path = self._path(entry)
-        if not path.is_file():
+        data = self._disk.load(entry)  # a partial or foreign file is a miss; it is rewritten on the next put
+        if data is None:
             return None
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-            if data.get("entry") != entry:
-                return None
-            return data["smpl"], FrameGeometry(*data["frame"])
-        except Exception:  # a partial or foreign file is a miss; it is rewritten on the next put
-            return None
+        return data["smpl"], FrameGeometry(*data["frame"])
 
     def _save(self, entry: str, smpl: torch.Tensor, frame: FrameGeometry) -> None:
         # Copies, not views: torch.save writes a view's whole storage (the batch it was selected from).
         tensors = [t.clone() for t in frame.tensors()]
-        size = tensor_bytes([smpl, *tensors])
-        if self._disk_bytes + size > self.max_disk_bytes:
-            return
-        with atomic_write(self._path(entry)) as tmp:
-            torch.save({"entry": entry, "smpl": smpl, "frame": tensors}, tmp)
-        self._disk_bytes += size
+        self._disk.save(entry, {"smpl": smpl, "frame": tensors}, tensor_bytes([smpl, *tensors]))
 
