@@ -49,11 +49,11 @@ class PackedOrder(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         """Tune's experiment checkpoint (an ablation resumes from its study state, not from this)."""
-        Path(checkpoint_path).write_text(json.dumps({"order": self._order, "next": self._next, "running": self._running}))
+        Path(checkpoint_path).write_text(json.dumps({"order": self._order, "next": self._next, "live": self._running}))
 
     def restore(self, checkpoint_path: str) -> None:
         saved = json.loads(Path(checkpoint_path).read_text())
-        self._order, self._next, self._running = saved["order"], saved["next"], saved["running"]
+        self._order, self._next, self._running = saved["order"], saved["next"], saved["live"]
 
     @property
     def running(self) -> tuple[str, ...]:
