@@ -269,3 +269,42 @@ def test_studies_started_together_on_a_new_sqlite_store_all_complete(env, tmp_pa
     exp = client.get_experiment_by_name("lwgan-study")
     parents = client.search_runs([exp.experiment_id], "tags.`lwgan.role` = 'study'")
     assert sorted(r.info.run_name for r in parents) == ["race1", "race2", "race3"]
+
+
+def test_sigterm_during_the_shared_tail_then_resume(env, tmp_path):
+    """A 5-trial study on 2 cores packs its last three into the pairs' actors (lwgan.study.packed_order);
+    SIGTERM while they run, then --resume: every trial completes once, every step logged once."""
+    variants = {**VARIANTS, "d": {"lr_D": 3e-4}}  # + the baseline: 5 trials, a pair and then three together
+    path, storage = study_file(tmp_path, variants, name="tailterm"), tmp_path / "runs"
+    def argv(*extra):
+        args = driver_argv(path, storage, *extra)
+        args[2] = "import os; os.cpu_count = lambda: 2; " + args[2]  # the driver sees 2 cores on any machine
+        i = args.index("--max-concurrent")
+        return args[:i] + args[i + 2:]  # without --max-concurrent: packing on
+
+    proc = subprocess.Popen(argv(), env={**os.environ, "LWGAN_STUB_STEP_S": "0.15"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        def tail_running():
+            state = _state(storage, "tailterm")
+            return state is not None and sum(r.state == "completed" for r in state.trials.values()) >= 2 and any(
+                r.state == "running" and (r.step or 0) >= 3 for r in state.trials.values())
+
+        assert _wait_for(tail_running, 240), "the tail never ran"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 130 and "the last 3 share the 2 slots" in out, out[-3000:]
+    before = load_state(storage, "tailterm")
+    assert before.unfinished()
+    done = subprocess.run(argv("--resume"), env={**os.environ, "LWGAN_STUB_STEP_S": "0.01"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    after = load_state(storage, "tailterm")
+    assert after.parent_run_id == before.parent_run_id and not after.unfinished()
+    client, runs = children(env, after.parent_run_id)
+    assert len(runs) == 5 and all(r.data.tags["lwgan.status"] == "completed" for r in runs.values())
+    for trial_id, run in runs.items():
+        history = [m.step for m in client.get_metric_history(run.info.run_id, "loss/G_total")]
+        assert history == list(range(1, 41)), (trial_id, history[:5], len(history))
