@@ -4,7 +4,7 @@ to fill oneDNN's output-channel blocks on the CPU.
 Why: oneDNN's CPU convolutions compute output channels in blocks of 16, so a 7x7 convolution with
 3 or 4 output channels costs what one with 16 would: 6.4-6.8 ms forward + backward at the small
 profile's 4x16x64x64, bf16, one thread, and the generator's three heads were ~20 ms of a ~370 ms
-step (BENCHMARKS.md, "Narrow heads").
+step (BENCHMARKS.md, "The 15-trial study", the f90f3f1 run; benchmarks/narrow_conv.py).
 
 How: the output's columns are split into ``P`` phases (column ``P*j + p`` is phase ``p``) and all
 phases are computed by one convolution with ``O*P`` output channels and a horizontal stride of
@@ -17,7 +17,7 @@ zeros), and on this machine the forward values are bit-identical to ``F.conv2d``
 (tests/test_models_narrow_conv.py). The gradients are the same sums in another order: the input's
 gradient adds the phases' contributions, the weight's gradient adds P shifted slices, each rounded
 to the autocast dtype first, so they agree with ``F.conv2d``'s to that dtype's rounding, not bit
-for bit. It costs (6 + P) / 7 times the multiply-adds (1.43x at P = 4) and runs ~1.7x faster.
+for bit. It costs (6 + P) / 7 times the multiply-adds (1.43x at P = 4) and runs 1.3-1.7x faster.
 
 Used on the CPU only, for an odd square kernel, stride 1, "same" padding, no dilation or groups,
 fewer than 16 output channels and a width divisible by P; anything else (and every CUDA tensor:

@@ -3,7 +3,7 @@
 A study of n one-thread trials on c slots (cores / cpu per trial) runs in waves of c; when n is not a
 multiple of c, the last r = n mod c trials run alone and c - r cores idle for a whole trial (on the
 2-core machine: the 15th trial of ``make study`` ran alone for ~2 minutes). Instead, the last c + r
-trials ask for c / (c + r) of their cpu each, so they all run at once on the c slots. Each still
+trials count for c / (c + r) of their cpu each, so they all run at once on the c slots. Each still
 runs the thread count of the study's ``resources.cpu`` (threads never change with the share, so the
 numbers a trial computes are the same bits in any packing; only the wall time differs). Three
 one-thread trainings on two cores do 5% fewer steps per second in total than two (the OS
