@@ -34,13 +34,20 @@ def compute_environment(device: torch.device) -> dict[str, str]:
     return {"torch": torch.__version__, "device": where, "threads": str(torch.get_num_threads()), "autocast": _autocast_state(kind)}
 
 
-def _autocast_state(kind: str) -> str:
-    """The autocast dtype in effect for ``kind`` ("off" when none); torch < 2.4 has per-device functions."""
+def autocast_dtype(kind: str) -> torch.dtype | None:
+    """The autocast dtype in effect for device type ``kind``, None when autocast is off there; torch < 2.4
+    has per-device functions."""
     if hasattr(torch, "get_autocast_dtype"):
-        return str(torch.get_autocast_dtype(kind)) if torch.is_autocast_enabled(kind) else "off"
+        return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
     if kind == "cpu":  # pragma: no cover - torch 2.2 / 2.3
-        return str(torch.get_autocast_cpu_dtype()) if torch.is_autocast_cpu_enabled() else "off"
-    return str(torch.get_autocast_gpu_dtype()) if torch.is_autocast_enabled() else "off"  # pragma: no cover
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None  # pragma: no cover
+
+
+def _autocast_state(kind: str) -> str:
+    """``autocast_dtype`` as a namespace field ("off" when none)."""
+    dtype = autocast_dtype(kind)
+    return "off" if dtype is None else str(dtype)
 
 
 def same_tensors(stored: Sequence[torch.Tensor], given: Sequence[torch.Tensor]) -> bool:
@@ -55,4 +62,4 @@ def namespace(ident: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-__all__ = ["compute_environment", "module_digest", "namespace", "same_tensors"]
+__all__ = ["autocast_dtype", "compute_environment", "module_digest", "namespace", "same_tensors"]

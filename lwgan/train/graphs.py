@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from lwgan.config import CHOICES, ConfigError
+from lwgan.fingerprint import autocast_dtype
 from lwgan.models.calls import NetCalls
 
 GRAPH_SETTINGS = CHOICES["cuda_graphs"]
@@ -64,12 +65,7 @@ class CallRecord:
     params_need_grad: tuple[bool, ...]
     grad_enabled: bool
     training: bool
-    autocast: tuple[bool, torch.dtype | None]
-
-
-def _autocast_state(device_type: str) -> tuple[bool, torch.dtype | None]:
-    on = torch.is_autocast_enabled(device_type)
-    return on, (torch.get_autocast_dtype(device_type) if on else None)
+    autocast: torch.dtype | None  # the autocast dtype in effect, None when off
 
 
 def _record(net: nn.Module, args: tuple[torch.Tensor, ...]) -> CallRecord:
@@ -79,7 +75,7 @@ def _record(net: nn.Module, args: tuple[torch.Tensor, ...]) -> CallRecord:
         params_need_grad=tuple(p.requires_grad for p in net.parameters()),
         grad_enabled=torch.is_grad_enabled(),
         training=net.training,
-        autocast=_autocast_state(device_type),
+        autocast=autocast_dtype(device_type),
     )
 
 
@@ -152,7 +148,7 @@ class CallSite:
         rec, params, sample = self.record, list(self.net.parameters()), self._sample
         flags = [p.requires_grad for p in params]
         was_training = self.net.training
-        enabled, dtype = rec.autocast
+        dtype = rec.autocast
         device = sample[0].device
         on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
         try:
@@ -160,7 +156,7 @@ class CallSite:
                 p.requires_grad_(need)
             self.net.train(rec.training)
             with on_device, torch.set_grad_enabled(rec.grad_enabled), \
-                    torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled, cache_enabled=False):
+                    torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None, cache_enabled=False):
                 self._graphed = make_graphed(_TupleOutputs(self.net), sample)
         except Exception as err:  # noqa: BLE001 - the site runs eagerly: slower, same values
             self.failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
