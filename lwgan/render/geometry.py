@@ -142,16 +142,14 @@ class GeometryBuilder:
         asks for single frames."""
         smpl = torch.as_tensor(smpl).float()
         if self.cache is None or keys is None:
-            if one_at_a_time:
-                return FrameGeometry.stack([self.render(smpl[i : i + 1]) for i in range(len(smpl))])
-            return self.render(smpl)
+            return FrameGeometry.stack(self._render_each(smpl)) if one_at_a_time else self.render(smpl)
         if len(keys) != len(smpl):
             raise ValueError(f"{len(keys)} keys for {len(smpl)} frames")
         found = [self.cache.get(key, self.size, smpl[i]) for i, key in enumerate(keys)]
         missing = [i for i, frame in enumerate(found) if frame is None]
         if missing:
             if one_at_a_time:
-                made = [self.render(smpl[i : i + 1]) for i in missing]
+                made = self._render_each(smpl[missing])
             else:
                 batch = self.render(smpl[missing])
                 made = [batch.select(j) for j in range(len(missing))]
@@ -160,6 +158,10 @@ class GeometryBuilder:
                 self.cache.put(keys[i], self.size, smpl[i], frame)
         # Cached frames live on the CPU: stacked there and moved in one copy per field (not one per frame).
         return FrameGeometry.stack([f.to("cpu") for f in found]).to(self.device)
+
+    def _render_each(self, smpl: torch.Tensor) -> list[FrameGeometry]:
+        """Each frame of (B, 85) ``smpl`` rendered on its own (batch of one)."""
+        return [self.render(smpl[i : i + 1]) for i in range(len(smpl))]
 
     @torch.no_grad()
     def pair(self, src: FrameGeometry, tgt: FrameGeometry) -> PairGeometry:
