@@ -5,18 +5,19 @@ Usage: PYTHONPATH=. python benchmarks/narrow_conv.py [--iters 10] [--blocks 12] 
 1. Each head shape of the small profile alone (bf16 autocast, one thread, CPU ms of forward +
    backward to the input and the weight, median of ``--iters``), with whether the forward values
    are bit-identical and how far the gradients are (largest difference / largest value).
-2. The whole small-profile training step, A/B in one process: two trainers (benchmarks/train_step.py's,
-   target features warm), one computing the heads with F.conv2d and one through the phases, their
-   steps alternated in blocks (the first two blocks are warm-up), CPU seconds per step.
+2. The whole small-profile training step, A/B in one process (train_step.patched_step_ab: one trainer,
+   target features warm, the heads computed with F.conv2d and through the phases in alternating blocks
+   of steps, the first two blocks warm-up), CPU seconds per step.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
-import tempfile
 import time
+from unittest import mock
 from pathlib import Path
 
 import torch
@@ -73,37 +74,10 @@ def heads_alone(iters: int) -> list[str]:
 
 def whole_step(blocks: int, steps_per_block: int) -> list[str]:
     import lwgan.models.generator as generator
-    from lwgan.models.narrow_conv import narrow_conv2d
-    from lwgan.train.pair_stream import batches
-    from train_step import Variant, prepared_trainer, warm_target_features
+    from train_step import patched_step_ab
 
-    impls = {"F.conv2d": plain_conv, "phases": narrow_conv2d}
-    trainers = {}
-    for name in impls:
-        t = prepared_trainer("small", "cpu", Variant.parse("bf16"), steps_per_block, None, None, tempfile.mkdtemp(prefix="lwgan-narrow-"))
-        n = t.cfg.data.batch_size
-        data = list(batches(t.stream, n, 0, n * 20))
-        for b in data:
-            t._pair_geometry(b)
-            warm_target_features(t, b)
-        trainers[name] = (t, data)
-    per_step = {name: [] for name in impls}
-    step = dict.fromkeys(impls, 0)
-    original = generator.narrow_conv2d
-    try:
-        for block in range(blocks):
-            order = list(impls) if block % 2 == 0 else list(reversed(impls))
-            for name in order:
-                generator.narrow_conv2d = impls[name]  # what the generator's heads call
-                t, data = trainers[name]
-                start = time.process_time()
-                for _ in range(steps_per_block):
-                    t._train_step(data[step[name] % len(data)], step[name])
-                    step[name] += 1
-                if block >= 2:
-                    per_step[name].append((time.process_time() - start) / steps_per_block)
-    finally:
-        generator.narrow_conv2d = original
+    per_step = patched_step_ab({"F.conv2d": lambda: mock.patch.object(generator, "narrow_conv2d", plain_conv),
+                                "phases": contextlib.nullcontext}, blocks, steps_per_block, skip_blocks=2)
     ratios = [a / b for a, b in zip(per_step["F.conv2d"], per_step["phases"])]
     return ["| heads | CPU s / step (median) | per block |", "| --- | --- | --- |",
             *(f"| {name} | {statistics.median(v):.4f} | {', '.join(f'{x:.3f}' for x in v)} |" for name, v in per_step.items()),

@@ -12,10 +12,11 @@ per step; the ratio per repeat is the number that counts on a shared machine).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
-import tempfile
 import time
+from unittest import mock
 from pathlib import Path
 
 import torch
@@ -56,29 +57,10 @@ def pool_table(dtype: torch.dtype, iters: int) -> None:
 
 
 def step_ab(iters: int, repeats: int) -> None:
-    from train_step import Variant, prepared_trainer, warm_target_features
+    from train_step import patched_step_ab
 
-    from lwgan.train.pair_stream import batches
-
-    trainer = prepared_trainer("small", "cpu", Variant.parse("bf16"), iters, None, None, tempfile.mkdtemp(prefix="lwgan-pool-"))
-    size = trainer.cfg.data.batch_size
-    data = list(batches(trainer.stream, size, 0, size * (iters + 1)))
-    for b in data:
-        trainer._pair_geometry(b)
-        warm_target_features(trainer, b)
-    trainer._train_step(data[0], 0)
-    fast = pooling.fast_path_applies
-    cpu_s: dict[str, list[float]] = {"ATen": [], "oneDNN": []}
-    try:
-        for _ in range(repeats):
-            for name in cpu_s:
-                pooling.fast_path_applies = fast if name == "oneDNN" else (lambda x: False)
-                start = time.process_time()
-                for i, b in enumerate(data[1:]):
-                    trainer._train_step(b, i + 1)
-                cpu_s[name].append((time.process_time() - start) / iters)
-    finally:
-        pooling.fast_path_applies = fast
+    cpu_s = patched_step_ab({"ATen": lambda: mock.patch.object(pooling, "fast_path_applies", lambda x: False),
+                             "oneDNN": contextlib.nullcontext}, repeats, iters)
     ratios = [a / b for a, b in zip(cpu_s["ATen"], cpu_s["oneDNN"])]
     print(f"\nsmall-profile bf16 step, {iters} steps x {repeats} repeats, interleaved, CPU s / step:")
     for name, values in cpu_s.items():

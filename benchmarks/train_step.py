@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable, ContextManager
 from dataclasses import dataclass
 
 import torch
@@ -176,6 +177,36 @@ def in_process(profile: str, device: str, variants: list[str], iters: int, repea
                          "s_per_step": seconds, "cpu_s_per_step": cpu_seconds, "images_per_s": size / seconds,
                          "warmup_s": float("nan"), "peak_mib": float("nan"), "peak_kind": "n/a (one process)"})
     return rows
+
+
+def patched_step_ab(arms: dict[str, Callable[[], ContextManager]], blocks: int, steps_per_block: int,
+                    skip_blocks: int = 0) -> dict[str, list[float]]:
+    """CPU seconds per step of one small-profile bf16 trainer (target features warm), with each arm's
+    patch (a context manager factory) in force in turn, ``steps_per_block`` steps at a time, the arms'
+    order alternating block by block, the first ``skip_blocks`` blocks not kept: an A/B of one code path
+    inside the whole step, in one process, so both arms meet the same load."""
+    from lwgan.train.pair_stream import batches
+
+    trainer = prepared_trainer("small", "cpu", Variant.parse("bf16"), steps_per_block, None, None, tempfile.mkdtemp(prefix="lwgan-ab-"))
+    size = trainer.cfg.data.batch_size
+    data = list(batches(trainer.stream, size, 0, size * (steps_per_block + 1)))
+    for b in data:
+        trainer._pair_geometry(b)
+        warm_target_features(trainer, b)
+    trainer._train_step(data[0], 0)
+    per_step: dict[str, list[float]] = {name: [] for name in arms}
+    step = 1
+    for block in range(blocks):
+        for name in (list(arms) if block % 2 == 0 else list(reversed(arms))):
+            with arms[name]():
+                start = time.process_time()
+                for _ in range(steps_per_block):
+                    trainer._train_step(data[1 + (step - 1) % steps_per_block], step)
+                    step += 1
+                seconds = (time.process_time() - start) / steps_per_block
+            if block >= skip_blocks:
+                per_step[name].append(seconds)
+    return per_step
 
 
 def run_child(profile: str, device: str, variant: str, iters: int, batch: int | None, threads: int | None,
