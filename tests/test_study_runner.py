@@ -63,9 +63,11 @@ def load_state(storage, study):
 def test_failure_accounting_tracking_and_resume(env, tmp_path, monkeypatch, capsys):
     path = study_file(tmp_path, {"fast": {"lr_G": 4e-4}, "dv": {"divergence_threshold": 1e-9}, "bad": {"lr_D": 1e-4}})
     storage = tmp_path / "runs"
-    # baseline crashes once (retried from its checkpoint), bad crashes on every attempt (2 retries, then failed).
-    monkeypatch.setenv("LWGAN_STUDY_INJECT_CRASH", "baseline-s0:7:1,bad-s0:2:9")
-    assert command_run(run_args(path, storage), trainer=STUB) == 1  # a trial failed: exit 1 (diverged is a result)
+    # baseline crashes once (retried from its checkpoint at step 6, after its eval at step 9 was reported),
+    # bad crashes on every attempt (2 retries, then failed).
+    monkeypatch.setenv("LWGAN_STUDY_INJECT_CRASH", "baseline-s0:10:1,bad-s0:2:9")
+    args = run_args(path, storage, sets=["checkpoint_every=6"])
+    assert command_run(args, trainer=STUB) == 1  # a trial failed: exit 1 (diverged is a result)
     captured = capsys.readouterr()  # results on stdout, progress on stderr
     out = captured.out
     assert "4 trials: 2 completed, 1 diverged, 1 failed, 0 pruned" in out
@@ -80,7 +82,7 @@ def test_failure_accounting_tracking_and_resume(env, tmp_path, monkeypatch, caps
     assert recs["bad-s0"].attempts == 3 and "InjectedCrash: injected crash 3/9 at step 2" in recs["bad-s0"].error
     # The retried trial resumed from its checkpoint (step 6), it did not start over.
     crash_steps = (state.path.parent / "trials" / "baseline-s0" / ".injected_crashes").read_text().split()
-    assert crash_steps == ["7"]
+    assert crash_steps == ["10"]
     assert json.loads((state.path.parent / "trials" / "baseline-s0" / "run_info.json").read_text())["resumed_from_step"] == 6
 
     client, runs = children(env, state.parent_run_id)
@@ -96,22 +98,25 @@ def test_failure_accounting_tracking_and_resume(env, tmp_path, monkeypatch, caps
         "InjectedCrash" in runs["bad-s0"].data.tags["lwgan.error"]
     assert runs["fast-s0"].data.params["lr_G"] == "0.0004" and runs["baseline-s0"].data.params["lr_G"] == "0.0002"
     assert runs["fast-s0"].data.params["variant"] == "fast" and runs["fast-s0"].data.params["seed"] == "0"
-    # Every logged step reaches MLflow once (the retry re-logs steps 7.. of the same run: values agree).
+    # Every step reaches MLflow once: steps 7-9 ran twice (before the crash and on the retry from step 6),
+    # but history goes to Tune only with a checkpoint, so the first run of them was never logged.
     hist = client.get_metric_history(runs["baseline-s0"].info.run_id, "loss/G_total")
-    assert sorted({m.step for m in hist}) == list(range(1, 13))
+    assert [m.step for m in hist] == list(range(1, 13))
+    # Ray started here, every trial on this machine: Tune holds no copy of the trials' checkpoints.
+    assert not [p for p in (state.path.parent / "ray").rglob("*.pt")]
     assert [m.step for m in client.get_metric_history(runs["fast-s0"].info.run_id, "eval/ssim")] == [3, 6, 9, 12]
     assert [a.path for a in client.list_artifacts(runs["fast-s0"].info.run_id, "samples")] == ["samples/final.png"]
 
     # --resume of a finished study reruns nothing and creates no run.
     monkeypatch.delenv("LWGAN_STUDY_INJECT_CRASH")
-    assert command_run(run_args(path, storage, resume=True), trainer=STUB) == 1  # bad-s0 stays failed
+    assert command_run(run_args(path, storage, resume=True, sets=["checkpoint_every=6"]), trainer=STUB) == 1  # bad-s0 stays failed
     assert len(children(env, state.parent_run_id)[1]) == 4
     # A trial left "running" by a stopped driver is the only one rerun, in its own MLflow run.
     state = load_state(storage, "plumb")
     fast_run = state.trials["fast-s0"].mlflow_run_id
     state.update("fast-s0", state="running")
     capsys.readouterr()
-    assert command_run(run_args(path, storage, resume=True), trainer=STUB) == 1
+    assert command_run(run_args(path, storage, resume=True, sets=["checkpoint_every=6"]), trainer=STUB) == 1
     out = capsys.readouterr().err
     assert "] fast-s0 " in out and "] baseline-s0 " not in out and "1 interrupted trials continue" in out
     state = load_state(storage, "plumb")
@@ -236,6 +241,8 @@ def test_two_node_cluster(env, tmp_path):
         state = load_state(tmp_path / "runs", "cluster")
         assert all(r.state == "completed" for r in state.trials.values()) and len(state.trials) == 2
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        # a cluster: Tune holds a copy of each trial's checkpoint files (a retry may land on the other node)
+        assert [p.name for p in (state.path.parent / "ray").rglob("*.pt")].count("last.pt") == 2
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -59,6 +59,7 @@ class StubTrainer:
                 metrics["eval/ssim"] = stub_ssim(cfg, step)
             self.callbacks.on_metrics(step, metrics)
             if step % cfg.run.checkpoint_every == 0 or step == total:
+                self.callbacks.before_checkpoint(step)
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 ckpt.write_text(json.dumps({"step": step}))
                 self.callbacks.on_checkpoint(step, ckpt)

@@ -41,7 +41,7 @@ class RunOptions:
     max_concurrent: int | None = None
     report: bool = True
     max_failures: int = 2  # retries of a crashed trial (from its checkpoint) before it counts as failed
-    report_every: int = 10  # steps between reports to Tune (and MLflow batches)
+    report_every_s: float = 30.0  # progress reports to Tune between checkpoints (lwgan.study.trainable.TuneReporter)
     trainer: str = DEFAULT_TRAINER
     crashes: tuple[CrashSpec, ...] = ()  # test hook: $LWGAN_STUDY_INJECT_CRASH
     stream: TextIO | None = None
@@ -312,6 +312,7 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
     try:
         concurrency = options.max_concurrent or max(1, int(_cluster_cpus() // cpu))
         plans = {p.trial_id: p.config for p in resolved.trials}
+        local = started_ray and not (options.address or os.environ.get("RAY_ADDRESS"))
         context = TrialContext(
             trials_dir=str(trials_dir.resolve()),
             baseline=dict(resolved.baseline),
@@ -319,14 +320,14 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
             objective_metric=spec.objective.metric,
             objective_mode=spec.objective.mode,
             threads=max(1, int(cpu)),
-            report_every=options.report_every,
+            report_every_s=options.report_every_s,
+            tune_checkpoints=not local,  # one machine: each trial resumes from its own folder
             profile=resolved.profile,
             crashes=options.crashes,
             trainer=options.trainer,
             frame_caches=fresh_frame_caches(state.path.parent),
         )
         pending = [r.trial_id for r in state.unfinished()]
-        local = started_ray and not (options.address or os.environ.get("RAY_ADDRESS"))
         packing = pack_trials(pending, concurrency, cpu, may_share=(
             spec.kind == "ablation" and local and options.max_concurrent is None and cpu <= 1 and not gpu))
         trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), _trial_resources(packing, cpu, gpu))

@@ -30,6 +30,10 @@ class Callback:
     def on_sample(self, step: int, path: Path) -> None:
         pass
 
+    def before_checkpoint(self, step: int) -> None:
+        """A checkpoint at ``step`` is about to be written: a run resumed later starts from it, so what
+        must reach a store before that (a study's metric history) is delivered here."""
+
     def on_checkpoint(self, step: int, path: Path) -> None:
         pass
 
@@ -57,6 +61,9 @@ class CallbackList:
 
     def on_sample(self, step: int, path: Path) -> None:
         self._call("on_sample", step, path)
+
+    def before_checkpoint(self, step: int) -> None:
+        self._call("before_checkpoint", step)
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         self._call("on_checkpoint", step, path)

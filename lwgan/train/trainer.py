@@ -383,6 +383,7 @@ class Trainer:
         }
 
     def save(self, step: int) -> Path:
+        self.callbacks.before_checkpoint(step)
         path = save_checkpoint(checkpoint_path(self.out_dir), self._checkpoint_payload(step))
         self.callbacks.on_checkpoint(step, path)
         return path
