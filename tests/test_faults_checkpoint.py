@@ -91,6 +91,55 @@ def test_a_write_that_fails_verification_rotates_nothing(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
+TORCH_DISK_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 8007360 vs 8007248"  # as torch says it
+
+
+def _disk(monkeypatch, free_bytes):
+    import shutil as real
+
+    usage = real.disk_usage("/")
+    monkeypatch.setattr("lwgan.train.checkpoint.shutil.disk_usage", lambda p: usage._replace(free=free_bytes))
+
+
+def _failing_save(monkeypatch, err):
+    def save(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"PK partial")
+        raise err
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_a_full_disk_is_a_user_error_naming_the_file_and_the_space(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.pt"
+    save_checkpoint(path, {"step": 1, "w": torch.ones(4096)})
+    size = path.stat().st_size
+    _disk(monkeypatch, size // 2)  # less room than the last checkpoint took
+    _failing_save(monkeypatch, RuntimeError(TORCH_DISK_FULL))
+    with pytest.raises(UserError, match=r"cannot write checkpoint .*last\.pt: its disk has 0 MiB free .*unexpected pos 8007360") as err:
+        save_checkpoint(path, {"step": 2})
+    assert "--resume" in str(err.value) and isinstance(err.value.__cause__, RuntimeError)
+    assert torch.load(path, weights_only=True)["step"] == 1  # last.pt untouched, no temporary file left
+    assert sorted(q.name for q in path.parent.iterdir()) == ["last.pt"]
+    _failing_save(monkeypatch, OSError(28, "No space left on device"))  # the OS says so: whatever the free space
+    _disk(monkeypatch, 10 * 2**30)
+    with pytest.raises(UserError, match="its disk has 10240 MiB free"):
+        save_checkpoint(path, {"step": 2})
+
+
+def test_other_write_failures_are_not_called_a_full_disk(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"step": 1})
+    _disk(monkeypatch, 10 * 2**30)
+    _failing_save(monkeypatch, RuntimeError("some other torch failure"))
+    with pytest.raises(RuntimeError, match="some other torch failure"):
+        save_checkpoint(path, {"step": 2})
+    _failing_save(monkeypatch, PermissionError(13, "Permission denied"))
+    with pytest.raises(PermissionError):
+        save_checkpoint(path, {"step": 2})
+    assert torch.load(path, weights_only=True)["step"] == 1
+
+
 def test_verify_catches_a_flipped_byte(tmp_path):
     path = save_checkpoint(tmp_path / "last.pt", {"step": 1, "w": torch.arange(4096, dtype=torch.float32)})
     with zipfile.ZipFile(path) as z:
