@@ -82,6 +82,14 @@ def _driver(path, storage, steps, step_s, *extra, packed=False):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def _resume(path, storage, packed=False):
+    """``--resume`` of the study run that ``_driver`` started, with fast stub steps, to its end."""
+    argv = driver_argv(path, storage, "--resume")
+    if packed:
+        argv = _packed_on_two_cores(argv)
+    return subprocess.run(argv, env={**os.environ, "LWGAN_STUB_STEP_S": "0.01"}, capture_output=True, text=True, timeout=300)
+
+
 def _kill_group(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -103,8 +111,7 @@ def test_sigterm_ends_the_study_like_ctrl_c_then_resume(env, tmp_path):
     assert proc.returncode == 130 and "--resume" in out, out[-3000:]
     before = load_state(storage, "term")
     assert before.unfinished() and not before.finished
-    done = subprocess.run(driver_argv(path, storage, "--resume"), env={**os.environ, "LWGAN_STUB_STEP_S": "0.01"},
-                          capture_output=True, text=True, timeout=300)
+    done = _resume(path, storage)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     after = load_state(storage, "term")
     assert after.parent_run_id == before.parent_run_id
@@ -127,8 +134,7 @@ def test_process_group_kill_at_a_random_moment_then_resume(env, tmp_path):
     finally:
         _kill_group(proc)
     before = load_state(storage, "pgkill")
-    done = subprocess.run(driver_argv(path, storage, "--resume"), env={**os.environ, "LWGAN_STUB_STEP_S": "0.01"},
-                          capture_output=True, text=True, timeout=300)
+    done = _resume(path, storage)
     assert done.returncode == 0, f"seed {seed}, delay {delay:.1f} s\n" + done.stdout[-2000:] + done.stderr[-2000:]
     after = load_state(storage, "pgkill")
     assert after.parent_run_id == before.parent_run_id
@@ -153,8 +159,7 @@ def test_resume_stops_the_ray_processes_a_killed_driver_left(env, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone: Ray's processes stay behind
         proc.communicate(timeout=60)
         assert any(_alive(pid, start) for pid, start in recorded)
-        done = subprocess.run(driver_argv(path, storage, "--resume"), env={**os.environ, "LWGAN_STUB_STEP_S": "0.01"},
-                              capture_output=True, text=True, timeout=300)
+        done = _resume(path, storage)
     finally:
         _kill_group(proc)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -301,8 +306,7 @@ def test_sigterm_during_the_shared_tail_then_resume(env, tmp_path):
     assert proc.returncode == 130 and "the last 3 share the 2 slots" in out, out[-3000:]
     before = load_state(storage, "tailterm")
     assert before.unfinished()
-    done = subprocess.run(_packed_on_two_cores(driver_argv(path, storage, "--resume")), env={**os.environ, "LWGAN_STUB_STEP_S": "0.01"},
-                          capture_output=True, text=True, timeout=300)
+    done = _resume(path, storage, packed=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     after = load_state(storage, "tailterm")
     assert after.parent_run_id == before.parent_run_id and not after.unfinished()
