@@ -9,6 +9,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class DiskFullError(UserError):
+    """A write failed for want of disk space; the message names what was being written, the free space and the way out."""
+
+
 class DataError(UserError):
     """A dataset or body-model file is missing or corrupt; the message names the file."""
 

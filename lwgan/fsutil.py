@@ -5,15 +5,48 @@ old file or the new one, never half of either.
 ``atomic_write(path)`` yields the temporary path for writers that need a file name (``torch.save``,
 ``np.savez``); ``write_bytes_atomic`` / ``write_text_atomic`` cover the rest. ``folder_bytes`` is what
 the disk caches written this way (lwgan.models.feature_store, lwgan.render.cache) already hold.
+``is_no_space`` tells a write that failed for want of disk space from other failures, ``free_mib`` how
+much room a folder's disk has.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator
+
+
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# How a full disk reads when the OS error is wrapped: SQLite (MLflow's store), the OS text, torch's writer.
+NO_SPACE_MARKERS = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+
+
+def is_no_space(err: BaseException) -> bool:
+    """True when ``err``, or an error it was raised from, says the disk (or the quota) is full."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in NO_SPACE_ERRNOS:
+            return True
+        if any(marker in str(err) for marker in NO_SPACE_MARKERS):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def free_mib(path: str | os.PathLike) -> float | None:
+    """Free space, in MiB, on the disk holding ``path`` (or its nearest existing folder); None if unknown."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free / 2**20
+    except OSError:
+        return None
 
 
 def fsync_path(path: str | os.PathLike) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lwgan.cli import main
-from lwgan.errors import UserError
+from lwgan.errors import DiskFullError, UserError
 from lwgan.fsutil import atomic_write, folder_bytes, write_text_atomic
 from lwgan.train.checkpoint import (
     CheckpointUnreadable,
@@ -98,7 +98,7 @@ def _disk(monkeypatch, free_bytes):
     import shutil as real
 
     usage = real.disk_usage("/")
-    monkeypatch.setattr("lwgan.train.checkpoint.shutil.disk_usage", lambda p: usage._replace(free=free_bytes))
+    monkeypatch.setattr("lwgan.fsutil.shutil.disk_usage", lambda p: usage._replace(free=free_bytes))
 
 
 def _failing_save(monkeypatch, err):
@@ -119,6 +119,7 @@ def test_a_full_disk_is_a_user_error_naming_the_file_and_the_space(tmp_path, mon
     with pytest.raises(UserError, match=r"cannot write checkpoint .*last\.pt: its disk has 0 MiB free .*unexpected pos 8007360") as err:
         save_checkpoint(path, {"step": 2})
     assert "--resume" in str(err.value) and isinstance(err.value.__cause__, RuntimeError)
+    assert isinstance(err.value, DiskFullError)  # what a study's driver recognises in a trial's traceback
     assert torch.load(path, weights_only=True)["step"] == 1  # last.pt untouched, no temporary file left
     assert sorted(q.name for q in path.parent.iterdir()) == ["last.pt"]
     _failing_save(monkeypatch, OSError(28, "No space left on device"))  # the OS says so: whatever the free space

@@ -4,6 +4,7 @@ import it by name (the tests put this folder on PYTHONPATH)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -60,6 +61,10 @@ class StubTrainer:
             self.callbacks.on_metrics(step, metrics)
             if step % cfg.run.checkpoint_every == 0 or step == total:
                 self.callbacks.before_checkpoint(step)
+                if os.environ.get("LWGAN_STUB_DISK_FULL") == f"{out.name}:{step}":  # the trainer's own error for it
+                    from lwgan.train.checkpoint import disk_full_error
+
+                    raise disk_full_error(ckpt, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(ckpt)))
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 ckpt.write_text(json.dumps({"step": step}))
                 self.callbacks.on_checkpoint(step, ckpt)

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from lwgan.cli_flags import config_flags
 from lwgan.config import TrainConfig
-from lwgan.errors import UserError
+from lwgan.errors import DiskFullError, UserError
 from lwgan.study.spec import BASELINE, ResolvedStudy, StudySpec, format_value, load_study, resolve_study
 from lwgan.vocab import TrialStatus
 
@@ -212,7 +212,12 @@ def command_run(args: argparse.Namespace, stream: TextIO | None = None, trainer:
         stream=progress,
     )
     print(dataset_line(resolved), file=progress)
-    outcome = run_study(resolved, options)
+    try:
+        outcome = run_study(resolved, options)
+    except DiskFullError as err:
+        raise DiskFullError(f"{err}. The study stopped: free space there (old runs under runs/, caches), then finish it "
+                            f"with `{resume_command(args)}` (finished trials are kept; the trials that were running "
+                            "continue from their checkpoints)") from None
     print(summary_text(spec, outcome, args), file=stream)
     return exit_code(outcome)
 
@@ -261,8 +266,13 @@ def summary_text(spec: StudySpec, outcome, args: argparse.Namespace) -> str:
         lines.append(f"{outcome.counts[str(TrialStatus.FAILED)]} failed trial(s): exit code 1 "
                      f"(`lwgan-study show {outcome.parent_run_id}` lists their errors)")
     if not outcome.finished:
-        cmd = f"lwgan-study run {getattr(args, 'study', None) or ''} --resume".replace("  ", " ")
-        if getattr(args, "storage", None):
-            cmd += f" --storage {args.storage}"
-        lines.append(f"interrupted: finish it with `{cmd}` (finished trials are kept, the MLflow runs reused)")
+        lines.append(f"interrupted: finish it with `{resume_command(args)}` (finished trials are kept, the MLflow runs reused)")
     return "\n".join(lines)
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command that finishes this invocation's study (``--resume``, the same storage)."""
+    cmd = f"lwgan-study run {getattr(args, 'study', None) or ''} --resume".replace("  ", " ")
+    if getattr(args, "storage", None):
+        cmd += f" --storage {args.storage}"
+    return cmd

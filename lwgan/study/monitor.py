@@ -3,6 +3,7 @@ metrics, tags, artifacts), the study state file (named trial states) and the pro
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from ray.tune import Callback
 
 from lwgan import vocab
+from lwgan.errors import DiskFullError
+from lwgan.fsutil import free_mib, is_no_space
+from lwgan.store import sqlite_path
 from lwgan.study.progress import StudyProgress, estimate_eta, status_line
 from lwgan.study.spec import SearchObjective
 from lwgan.study.outcome import TrialOutcome, record_outcome
@@ -31,6 +35,37 @@ def trial_name(trial) -> str:
 
 
 HEARTBEAT_S = 30.0  # seconds between "running: ... step N/M" lines
+DISK_FULL_MARK = DiskFullError.__name__  # how a trial's traceback shows its checkpoint hit a full disk
+
+
+def full_disk_stops_study(hook):
+    """A Tune hook that hits a full disk (the driver's own write, or a trial's) stops the study: the error is
+    kept in ``monitor.fatal`` (Tune re-raises callback errors as a TuneError holding only a traceback's
+    text; the runner raises ``fatal`` instead) and raised, before the trial's result counts as handled."""
+
+    @functools.wraps(hook)
+    def guarded(self, *args, **kwargs):
+        try:
+            return hook(self, *args, **kwargs)
+        except DiskFullError as err:
+            self.fatal = self.fatal or err
+            raise
+        except Exception as err:
+            if not is_no_space(err):
+                raise
+            self.fatal = self.fatal or self.driver_disk_full(err)
+            raise self.fatal from err
+
+    return guarded
+
+
+def trial_disk_full(trial_id: str, text: str | None) -> DiskFullError | None:
+    """The DiskFullError a trial died of (its checkpoint write, lwgan.train.checkpoint), from its traceback text."""
+    if not text or DISK_FULL_MARK not in text:
+        return None
+    line = next((ln.strip() for ln in reversed(text.splitlines()) if DISK_FULL_MARK in ln), error_last_line(text))
+    message = line.split(f"{DISK_FULL_MARK}: ", 1)[-1].split("; free space there", 1)[0]
+    return DiskFullError(f"trial {trial_id}: {message}")
 
 
 class StudyMonitor(Callback):
@@ -57,10 +92,11 @@ class StudyMonitor(Callback):
         self._steps: dict[str, int] = {}  # heartbeat: each running trial's last step and total
         self._totals: dict[str, int] = {}
         self._last_beat = self.started
+        self.fatal: DiskFullError | None = None  # set when a full disk stopped the study (full_disk_stops_study)
 
     def __getstate__(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        data.update(_state=None, _tracker=None, _progress=None, stream=None, begun={}, _steps={}, _totals={})
+        data.update(_state=None, _tracker=None, _progress=None, stream=None, begun={}, _steps={}, _totals={}, fatal=None)
         return data
 
     def setup(self, **info: Any) -> None:
@@ -93,6 +129,21 @@ class StudyMonitor(Callback):
         return self._progress
 
     # -- helpers -------------------------------------------------------------------
+    def driver_disk_full(self, err: BaseException) -> DiskFullError:
+        """What the driver could not write for want of space (a state or tracking file, the SQLite store)."""
+        db = sqlite_path(self.tracking_uri)
+        filename = getattr(err, "filename", None)
+        if filename:
+            what, where = f"{filename}", Path(filename)
+        elif db is not None:
+            what, where = f"the MLflow store {db}", db
+        else:
+            what, where = f"the study's files under {self.state_path.parent}", self.state_path.parent
+        free = free_mib(where)
+        room = f"its disk has {free:.0f} MiB free" if free is not None else "its disk is full"
+        first = str(err).splitlines()[0].strip() if str(err) else type(err).__name__
+        return DiskFullError(f"the study driver cannot write {what}: {room} ({type(err).__name__}: {first})")
+
     def _record(self, trial) -> TrialRecord:
         name = trial_name(trial)
         if name not in self.state.trials:
@@ -116,6 +167,7 @@ class StudyMonitor(Callback):
                            estimate_eta(self.durations, remaining, self.concurrency, done))
 
     # -- Tune hooks ----------------------------------------------------------------
+    @full_disk_stops_study
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
         flat = trial_config(self.context, rec.trial_id, trial.config or {})
@@ -127,11 +179,13 @@ class StudyMonitor(Callback):
                           started=rec.started or time.time())
         self.progress.event(rec.trial_id, f"started{' (resumed from step %d)' % rec.step if resumed else ''}", self._status())
 
+    @full_disk_stops_study
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
         rec = self._record(trial)
         if rec.mlflow_run_id is None:
             return
-        history = result.get(K.HISTORY) or []
+        done = -1 if rec.logged_through is None else rec.logged_through  # step 0: the eval before training
+        history = [(s, m) for s, m in result.get(K.HISTORY) or [] if int(s) > done]  # each step reaches MLflow once
         if history:
             self.tracker.log_metrics(rec.mlflow_run_id, history)
         if result.get(K.INFO):
@@ -140,6 +194,8 @@ class StudyMonitor(Callback):
                 self.progress.line(f"{rec.trial_id}: warning: {result[K.INFO]['checkpoint_fallback']}")
         step = int(result.get(K.STEP, rec.step or 0))
         changes: dict[str, Any] = {"step": step}
+        if history:
+            changes["logged_through"] = max(int(s) for s, _ in history)
         if K.OBJECTIVE in result:
             changes["objective"] = float(result[K.OBJECTIVE])
         self.state.update(rec.trial_id, **changes)
@@ -159,6 +215,7 @@ class StudyMonitor(Callback):
         what = ", ".join(f"{t} step {steps[t]}" + (f"/{totals[t]}" if t in totals else "") for t in running)
         self.progress.event(S.RUNNING.value, what[:60], self._status())
 
+    @full_disk_stops_study
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
         last = trial.last_result or {}
@@ -172,18 +229,26 @@ class StudyMonitor(Callback):
         objective = last.get(K.OBJECTIVE) if status == S.COMPLETED else None
         self._finish(rec, status, error, objective)
 
+    @full_disk_stops_study
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
         text = None
         if trial.error_file and Path(trial.error_file).is_file():
             text = Path(trial.error_file).read_text(errors="replace")
+        full = trial_disk_full(rec.trial_id, text)
+        if full is not None:  # not the trial's failure: it resumes from its checkpoint once there is room
+            raise full
         self._finish(rec, S.FAILED, error_last_line(text), None)
 
+    @full_disk_stops_study
     def on_trial_recover(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
         text = None
         if trial.error_file and Path(trial.error_file).is_file():
             text = Path(trial.error_file).read_text(errors="replace")
+        full = trial_disk_full(rec.trial_id, text)
+        if full is not None:  # a retry would hit the same full disk: stop the study instead
+            raise full
         self.progress.event(rec.trial_id, f"crashed at step {rec.step}; retrying from its checkpoint", self._status())
         self.state.update(rec.trial_id, error=error_last_line(text))
 

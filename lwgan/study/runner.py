@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from lwgan.errors import UserError
+from lwgan.errors import DiskFullError, UserError
+from lwgan.fsutil import free_mib, is_no_space
 from lwgan.store import driver_http_settings
 from lwgan.study.ray_procs import record_ray_processes, stop_leftover_ray
 from lwgan.study.outcome import TrialOutcome, record_outcome
@@ -176,7 +177,22 @@ def run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
     _quiet_environment()
     driver_http_settings()
     with sigterm_as_interrupt():
-        return _run_study(resolved, options)
+        try:
+            return _run_study(resolved, options)
+        except UserError:
+            raise
+        except Exception as err:
+            if not is_no_space(err):
+                raise
+            raise driver_out_of_space(err, options.storage) from err
+
+
+def driver_out_of_space(err: BaseException, storage: Path) -> DiskFullError:
+    """The driver's own write (state file, MLflow, report) failed for want of disk space."""
+    free = free_mib(storage)
+    first = str(err).splitlines()[0].strip() if str(err) else type(err).__name__
+    room = f"; {storage} has {free:.0f} MiB free" if free is not None else ""
+    return DiskFullError(f"the study driver ran out of disk space ({type(err).__name__}: {first}){room}")
 
 
 @contextlib.contextmanager
@@ -347,10 +363,14 @@ def _run_tune(resolved: ResolvedStudy, options: RunOptions, state: StudyState, t
         progress.line(_start_line(resolved, len(pending), concurrency, state.path.parent, packing.describe(concurrency)))
         if spec.kind == "ablation":
             tuner = _ablation_tuner(trainable, pending, packing, run_config, resolved)
-            grid = tuner.fit()
         else:
             tuner = _search_tuner(trainable, resolved, state, concurrency, run_config, options.resume)
+        try:
             grid = tuner.fit()
+        except Exception:
+            if monitor.fatal is not None:  # a full disk: Tune's error holds only its traceback's text
+                raise monitor.fatal from None
+            raise
         return _interrupted(resolved, StudyState.load(state.path), grid, tracker, monitor)
     finally:
         if started_ray:

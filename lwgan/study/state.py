@@ -38,6 +38,9 @@ class TrialRecord:
     ended: float | None = None
     params: dict[str, Any] = field(default_factory=dict)  # search trials: the suggested values
     ray_trial_id: str | None = None
+    # The last step whose metrics the driver wrote to MLflow: a trial that reruns steps (its checkpoint
+    # write failed after its history was logged) does not log them twice.
+    logged_through: int | None = None
 
 
 @dataclass

@@ -9,10 +9,8 @@ saying so in one line; the trainer only ever saves a state that passed the diver
 
 from __future__ import annotations
 
-import errno
 import os
 import random
-import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lwgan.errors import UserError
-from lwgan.fsutil import atomic_write
+from lwgan.errors import DiskFullError, UserError
+from lwgan.fsutil import atomic_write, free_mib, is_no_space
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -132,23 +130,21 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
 MIN_CHECKPOINT_BYTES = 64 * 2**20  # a floor for the space a checkpoint needs when no earlier one shows its size
 
 
-def disk_full_error(path: Path, err: BaseException) -> UserError | None:
-    """A UserError naming ``path`` and the free space when writing it failed for want of space, else None.
+def disk_full_error(path: Path, err: BaseException) -> DiskFullError | None:
+    """A DiskFullError (a UserError) naming ``path`` and the free space when writing it failed for want of space, else None.
 
     torch reports a full disk while saving only as ``unexpected pos N vs M`` (its zip writer); the
     write counts as failed for space when the OS said so (ENOSPC, EDQUOT) or when the folder now has
     less room than the previous checkpoint took (the failed temporary file is already removed)."""
-    try:
-        free = shutil.disk_usage(path.parent).free
-    except OSError:
+    free = free_mib(path.parent)
+    if free is None:
         return None
-    needed = max((p.stat().st_size for p in checkpoint_files(path)), default=MIN_CHECKPOINT_BYTES)
-    no_space = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
-    if not no_space and free >= needed * 1.1:
+    needed = max((p.stat().st_size for p in checkpoint_files(path)), default=MIN_CHECKPOINT_BYTES) / 2**20
+    if not is_no_space(err) and free >= needed * 1.1:
         return None
     first = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return UserError(f"cannot write checkpoint {path}: its disk has {free / 2**20:.0f} MiB free and a checkpoint "
-                     f"takes ~{needed / 2**20:.0f} MiB ({type(err).__name__}: {first.strip()}); free space there "
+    return DiskFullError(f"cannot write checkpoint {path}: its disk has {free:.0f} MiB free and a checkpoint "
+                     f"takes ~{needed:.0f} MiB ({type(err).__name__}: {first.strip()}); free space there "
                      "(old runs under runs/, caches) and resume (`--resume`), or train into a folder on another disk")
 
 
