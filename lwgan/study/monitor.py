@@ -177,7 +177,8 @@ class StudyMonitor(Callback):
         resumed = rec.step is not None and rec.step > 0
         self.state.update(rec.trial_id, state=S.RUNNING, ray_trial_id=trial.trial_id, attempts=rec.attempts + 1,
                           started=rec.started or time.time())
-        self.progress.event(rec.trial_id, f"started{' (resumed from step %d)' % rec.step if resumed else ''}", self._status())
+        # rec.step is the last step reported, which can be past the checkpoint the trial goes on from
+        self.progress.event(rec.trial_id, "started (resumes from its checkpoint)" if resumed else "started", self._status())
 
     @full_disk_stops_study
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
