@@ -9,6 +9,11 @@ class UserError(Exception):
     exit_code = 2
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 class DiskFullError(UserError):
     """A write failed for want of disk space; the message names what was being written, the free space and the way out."""
 

@@ -21,8 +21,9 @@ from typing import Iterator
 
 
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-# How a full disk reads when the OS error is wrapped: SQLite (MLflow's store), the OS text, torch's writer.
-NO_SPACE_MARKERS = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+SQLITE_FULL = "database or disk is full"  # SQLite's word for it (MLflow's store)
+# How a full disk reads when the OS error is wrapped: SQLite, the OS text.
+NO_SPACE_MARKERS = (SQLITE_FULL, "No space left on device", "Disk quota exceeded")
 
 
 def is_no_space(err: BaseException) -> bool:

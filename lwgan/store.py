@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from lwgan.errors import UserError
+from lwgan.errors import UserError, first_line
 
 SQLITE_PREFIX = "sqlite:///"
 # The reachability check: one try, a short timeout, no back-off. Worst case about 2 x timeout.
@@ -95,7 +95,7 @@ def check_store(uri: str) -> None:
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - any failure here means the store cannot be used; say which
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         how = ("start the server (or fix the address), or point MLFLOW_TRACKING_URI / mlflow.env at a store that is up"
                if db is None else "check the file and its folder are writable")
         raise UserError(f"MLflow store {uri} cannot be used: {first[:300]}; {how}. Nothing was started.") from None

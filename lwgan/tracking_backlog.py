@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from lwgan.errors import first_line
 from lwgan.fsutil import write_text_atomic
 from lwgan.store import is_unreachable
 
@@ -208,7 +209,7 @@ class BufferedClient:
         self._next_try = self._clock() + RETRY_DELAYS_S[min(self._failures, len(RETRY_DELAYS_S) - 1)]
         self._failures += 1
         if not self._told:
-            first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+            first = first_line(err)[:160]
             self._notify(f"MLflow store {self._uri} is unreachable ({first}); training goes on and tracking writes are "
                          f"kept in {self.backlog}, sent when the store is back (retrying with back-off; --resume sends what is left)")
             self._told = True

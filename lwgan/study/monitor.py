@@ -12,8 +12,7 @@ from ray.tune import Callback
 
 from lwgan import vocab
 from lwgan.errors import DiskFullError
-from lwgan.fsutil import free_mib, is_no_space
-from lwgan.store import sqlite_path
+from lwgan.fsutil import is_no_space
 from lwgan.study.progress import StudyProgress, estimate_eta, status_line
 from lwgan.study.spec import SearchObjective
 from lwgan.study.outcome import TrialOutcome, record_outcome
@@ -53,7 +52,9 @@ def full_disk_stops_study(hook):
         except Exception as err:
             if not is_no_space(err):
                 raise
-            self.fatal = self.fatal or self.driver_disk_full(err)
+            from lwgan.study.runner import driver_out_of_space
+
+            self.fatal = self.fatal or driver_out_of_space(err, self.state_path.parent, self.tracking_uri)
             raise self.fatal from err
 
     return guarded
@@ -129,21 +130,6 @@ class StudyMonitor(Callback):
         return self._progress
 
     # -- helpers -------------------------------------------------------------------
-    def driver_disk_full(self, err: BaseException) -> DiskFullError:
-        """What the driver could not write for want of space (a state or tracking file, the SQLite store)."""
-        db = sqlite_path(self.tracking_uri)
-        filename = getattr(err, "filename", None)
-        if filename:
-            what, where = f"{filename}", Path(filename)
-        elif db is not None:
-            what, where = f"the MLflow store {db}", db
-        else:
-            what, where = f"the study's files under {self.state_path.parent}", self.state_path.parent
-        free = free_mib(where)
-        room = f"its disk has {free:.0f} MiB free" if free is not None else "its disk is full"
-        first = str(err).splitlines()[0].strip() if str(err) else type(err).__name__
-        return DiskFullError(f"the study driver cannot write {what}: {room} ({type(err).__name__}: {first})")
-
     def _record(self, trial) -> TrialRecord:
         name = trial_name(trial)
         if name not in self.state.trials:
@@ -233,25 +219,27 @@ class StudyMonitor(Callback):
     @full_disk_stops_study
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
-        text = None
-        if trial.error_file and Path(trial.error_file).is_file():
-            text = Path(trial.error_file).read_text(errors="replace")
-        full = trial_disk_full(rec.trial_id, text)
-        if full is not None:  # not the trial's failure: it resumes from its checkpoint once there is room
-            raise full
+        text = self._failure_text(rec, trial)
         self._finish(rec, S.FAILED, error_last_line(text), None)
 
     @full_disk_stops_study
     def on_trial_recover(self, iteration: int, trials: list, trial, **info: Any) -> None:
         rec = self._record(trial)
+        text = self._failure_text(rec, trial)
+        self.progress.event(rec.trial_id, f"crashed at step {rec.step}; retrying from its checkpoint", self._status())
+        self.state.update(rec.trial_id, error=error_last_line(text))
+
+    def _failure_text(self, rec: TrialRecord, trial) -> str | None:
+        """The crashed trial's traceback text (None when Tune kept none). A trial that died of a full disk
+        did not fail, and a retry would meet the same disk: its DiskFullError is raised instead, which
+        stops the study (``full_disk_stops_study``); it resumes from its checkpoint once there is room."""
         text = None
         if trial.error_file and Path(trial.error_file).is_file():
             text = Path(trial.error_file).read_text(errors="replace")
         full = trial_disk_full(rec.trial_id, text)
-        if full is not None:  # a retry would hit the same full disk: stop the study instead
+        if full is not None:
             raise full
-        self.progress.event(rec.trial_id, f"crashed at step {rec.step}; retrying from its checkpoint", self._status())
-        self.state.update(rec.trial_id, error=error_last_line(text))
+        return text
 
     def _finish(self, rec: TrialRecord, status: str, error: str | None, objective: float | None) -> None:
         if rec.trial_id in self.begun:

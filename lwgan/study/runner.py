@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from lwgan.errors import DiskFullError, UserError
-from lwgan.fsutil import free_mib, is_no_space
-from lwgan.store import driver_http_settings
+from lwgan.errors import DiskFullError, UserError, first_line
+from lwgan.fsutil import SQLITE_FULL, free_mib, is_no_space
+from lwgan.store import driver_http_settings, sqlite_path
 from lwgan.study.ray_procs import record_ray_processes, stop_leftover_ray
 from lwgan.study.outcome import TrialOutcome, record_outcome
 from lwgan.study.packing import Packing, pack_trials
@@ -93,7 +93,7 @@ def start_ray(address: str | None, num_cpus: int, num_gpus: float) -> bool:
             ray.init(address=address, **common)
         except Exception as err:  # noqa: BLE001 - any connection failure is the user's address or token
             raise UserError(
-                f"cannot connect to the Ray cluster at {address!r} ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                f"cannot connect to the Ray cluster at {address!r} ({first_line(err)}); "
                 "check the address and the cluster's token (RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH, see README)"
             ) from None
     else:
@@ -184,15 +184,26 @@ def run_study(resolved: ResolvedStudy, options: RunOptions) -> StudyOutcome:
         except Exception as err:
             if not is_no_space(err):
                 raise
-            raise driver_out_of_space(err, options.storage) from err
+            from lwgan.tracking import tracking_uri
+
+            raise driver_out_of_space(err, options.storage, options.tracking_uri or tracking_uri()) from err
 
 
-def driver_out_of_space(err: BaseException, storage: Path) -> DiskFullError:
-    """The driver's own write (state file, MLflow, report) failed for want of disk space."""
-    free = free_mib(storage)
-    first = str(err).splitlines()[0].strip() if str(err) else type(err).__name__
-    room = f"; {storage} has {free:.0f} MiB free" if free is not None else ""
-    return DiskFullError(f"the study driver ran out of disk space ({type(err).__name__}: {first}){room}")
+def driver_out_of_space(err: BaseException, folder: Path, store_uri: str | None) -> DiskFullError:
+    """What the study driver could not write for want of space (the file the OS named; else the SQLite
+    store when SQLite said so; else the study's files under ``folder``), and the room left there. The
+    one message for it, from the monitor's hooks during the trials and from ``run_study`` around them."""
+    db = sqlite_path(store_uri) if store_uri else None
+    filename = getattr(err, "filename", None)
+    if filename:
+        what, where = f"{filename}", Path(filename)
+    elif db is not None and SQLITE_FULL in str(err):
+        what, where = f"the MLflow store {db}", db
+    else:
+        what, where = f"the study's files under {folder}", Path(folder)
+    free = free_mib(where)
+    room = f"its disk has {free:.0f} MiB free" if free is not None else "its disk is full"
+    return DiskFullError(f"the study driver cannot write {what}: {room} ({type(err).__name__}: {first_line(err).strip()})")
 
 
 @contextlib.contextmanager

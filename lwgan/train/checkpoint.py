@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lwgan.errors import DiskFullError, UserError
+from lwgan.errors import DiskFullError, UserError, first_line
 from lwgan.fsutil import atomic_write, free_mib, is_no_space
 
 
@@ -142,10 +142,9 @@ def disk_full_error(path: Path, err: BaseException) -> DiskFullError | None:
     needed = max((p.stat().st_size for p in checkpoint_files(path)), default=MIN_CHECKPOINT_BYTES) / 2**20
     if not is_no_space(err) and free >= needed * 1.1:
         return None
-    first = str(err).splitlines()[0] if str(err) else type(err).__name__
     return DiskFullError(f"cannot write checkpoint {path}: its disk has {free:.0f} MiB free and a checkpoint "
-                     f"takes ~{needed:.0f} MiB ({type(err).__name__}: {first.strip()}); free space there "
-                     "(old runs under runs/, caches) and resume (`--resume`), or train into a folder on another disk")
+                         f"takes ~{needed:.0f} MiB ({type(err).__name__}: {first_line(err).strip()}); free space there "
+                         "(old runs under runs/, caches) and resume (`--resume`), or train into a folder on another disk")
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
