@@ -232,4 +232,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     cfg = TrainConfig.from_flat(trial_config(context, trial_name, config))
     reporter = TuneReporter(context, trial_name, out_dir)
     trainer_cls = _load_trainer(context.trainer)
-    trainer_cls(cfg, out_dir, callbacks=[reporter], progress=False, profile=context.profile).fit()
+    try:
+        trainer_cls(cfg, out_dir, callbacks=[reporter], progress=False, profile=context.profile).fit()
+    finally:  # this actor runs the next trial: hand back what this one freed (lwgan/memory.py)
+        from lwgan.memory import return_free_memory
+
+        return_free_memory()
