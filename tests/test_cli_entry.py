@@ -20,12 +20,12 @@ def test_entry_keeps_main_exit_code_and_freezes_the_heap(tmp_path):
     code = (
         "import atexit, gc, sys\n"
         "atexit.register(lambda: print('frozen objects:', gc.get_freeze_count()))\n"
-        f"sys.argv = ['lwgan-study', 'report', {str(tmp_path / 'missing.yaml')!r}]\n"
+        f"sys.argv = ['lwgan-study', 'run', {str(tmp_path / 'missing.yaml')!r}, '--dry-run']\n"
         "from lwgan.cli import entry\n"
         "entry()\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert "error: study file not found" in proc.stderr
+    assert proc.stderr.startswith(f"error: {tmp_path / 'missing.yaml'}: study file not found")
     frozen = int(proc.stdout.split("frozen objects:")[1])
     assert frozen > 10_000  # the CLI's imports: every object left was moved out of the collector's reach
