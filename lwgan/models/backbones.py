@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from lwgan.errors import UserError
+from lwgan.models.frozen_conv import FrozenConv2d
 from lwgan.models.pooling import MaxPool2x2
 
 STAND_IN_SEED = 20190919  # fixed: every stand-in backbone of every run is the same network
@@ -55,7 +56,8 @@ class VGG19Features(nn.Module):
             if v == "M":
                 layers.append(MaxPool2x2())  # nn.MaxPool2d(2, 2), fast on the CPU (pooling.py)
             else:
-                layers += [nn.Conv2d(in_ch, v, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+                # FrozenConv2d: nn.Conv2d, with the weight packed once on the CPU once frozen (frozen_conv.py)
+                layers += [FrozenConv2d(in_ch, v, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
                 in_ch = v
         assert len(layers) == VGG19_SLICE_ENDS[-1]
         self.features = nn.Sequential(*layers)
@@ -107,7 +109,7 @@ class SphereFace20(nn.Module):
         in_ch = 3
         for stage, ch, units in _SPHERE_STAGES:
             for j in range(1, 2 + 2 * units):
-                self.add_module(f"conv{stage}_{j}", nn.Conv2d(in_ch if j == 1 else ch, ch, 3, 2 if j == 1 else 1, 1))
+                self.add_module(f"conv{stage}_{j}", FrozenConv2d(in_ch if j == 1 else ch, ch, 3, 2 if j == 1 else 1, 1))
                 self.add_module(f"relu{stage}_{j}", nn.PReLU(ch))
             in_ch = ch
         self.fc5 = nn.Linear(512 * h * w, 512)  # 512 * 7 * 6 at the reference's 112x96
