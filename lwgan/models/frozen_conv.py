@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from lwgan.fingerprint import autocast_dtype
+
 # Below 256 input channels (VGG19's 64- and 128-channel layers at 64-32 px) the packed path measured
 # slower with the NCHW inputs those layers get (it converts them to channels_last first).
 MIN_IN_CHANNELS = 256
@@ -81,9 +83,8 @@ class _PackedConv(torch.autograd.Function):
 
 def _autocast_input(x: torch.Tensor) -> torch.Tensor:
     """``x`` as autocast hands it to conv2d (the packed op is not one autocast knows)."""
-    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        return x.to(torch.get_autocast_dtype("cpu"))
-    return x
+    dtype = autocast_dtype("cpu") if x.device.type == "cpu" else None
+    return x if dtype is None else x.to(dtype)
 
 
 class FrozenConv2d(nn.Conv2d):
