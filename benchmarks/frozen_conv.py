@@ -30,6 +30,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from narrow_conv import cpu_ms  # noqa: E402  (median CPU ms of a call, after 3 warm-up calls)
+
 LAYER_SHAPES = (  # (input N, C, H, W), out channels, layout handed over, where
     ((4, 256, 16, 16), 256, "nchw", "VGG19 conv3_2 (after conv3_1, plain)"),
     ((4, 256, 16, 16), 256, "channels_last", "VGG19 conv3_3, conv3_4"),
@@ -39,17 +41,6 @@ LAYER_SHAPES = (  # (input N, C, H, W), out channels, layout handed over, where
     ((4, 256, 7, 6), 256, "channels_last", "SphereFace stage 3 (8 convs)"),
     ((4, 512, 4, 3), 512, "channels_last", "SphereFace stage 4 (2 convs)"),
 )
-
-
-def cpu_ms(fn, iters: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iters):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times) * 1000
 
 
 def layers_alone(iters: int) -> list[str]:
