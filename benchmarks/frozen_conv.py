@@ -68,15 +68,19 @@ def layers_alone(iters: int) -> list[str]:
     return rows
 
 
-def plain_copy(net: nn.Module) -> nn.Module:
-    """The same network (same weights) with every FrozenConv2d as a plain nn.Conv2d."""
+def as_plain(net: nn.Module) -> nn.Module:
+    """``net`` with every FrozenConv2d turned into a plain nn.Conv2d in place (same weights)."""
     from lwgan.models.frozen_conv import FrozenConv2d
 
-    clone = copy.deepcopy(net)
-    for m in clone.modules():
+    for m in net.modules():
         if isinstance(m, FrozenConv2d):
             m.__class__ = nn.Conv2d
-    return clone
+    return net
+
+
+def plain_copy(net: nn.Module) -> nn.Module:
+    """The same network (same weights) with every FrozenConv2d as a plain nn.Conv2d."""
+    return as_plain(copy.deepcopy(net))
 
 
 def backbones(blocks: int) -> list[str]:
@@ -119,16 +123,13 @@ def backbones(blocks: int) -> list[str]:
 def whole_step(blocks: int, steps_per_block: int) -> list[str]:
     from train_step import Variant, prepared_trainer, warm_target_features
 
-    from lwgan.models.frozen_conv import FrozenConv2d
     from lwgan.train.pair_stream import batches
 
     def trainer(packed: bool):
         t = prepared_trainer("small", "cpu", Variant.parse("bf16"), steps_per_block, None, None, tempfile.mkdtemp(prefix="lwgan-frozen-"))
         if not packed:
-            for net in (t.vgg, t.face):
-                for m in net.modules():
-                    if isinstance(m, FrozenConv2d):
-                        m.__class__ = nn.Conv2d
+            as_plain(t.vgg)
+            as_plain(t.face)
         size = t.cfg.data.batch_size
         data = list(batches(t.stream, size, 0, size * (steps_per_block + 1)))
         for b in data:  # each arm's own target features, computed by its own path

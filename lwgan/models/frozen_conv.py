@@ -28,6 +28,8 @@ channels, a frozen weight and a torch with oneDNN and these two ops. Anything el
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -40,8 +42,9 @@ MIN_IN_CHANNELS = 256
 _ONES = [1, 1]
 
 
+@functools.cache
 def packed_ops_available() -> bool:
-    """Whether this torch has oneDNN and the two ops the packed path calls (private ones: checked, not assumed)."""
+    """Whether this torch has oneDNN and the two ops the packed path calls (private ones: checked once, not assumed)."""
     return (torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_reorder_conv2d_weight")
             and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
 
@@ -89,34 +92,44 @@ def _autocast_input(x: torch.Tensor) -> torch.Tensor:
 
 class FrozenConv2d(nn.Conv2d):
     """``nn.Conv2d`` (the same parameters and state-dict names) that takes the packed path where it
-    applies (see the module doc). The packs are made at the first call and again when the weight or
-    bias changes (their version counters and storage), e.g. after ``load_state_dict``; they are not
-    part of the state dict, a copy or a pickle."""
+    applies (see the module doc). The packs are made at the first call and again when the weight
+    changes (its version counter or storage), e.g. after ``load_state_dict``; they are not part of the
+    state dict, a copy or a pickle."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._packs: tuple[tuple, _Packs] | None = None
 
-    def packed_path_applies(self, x: torch.Tensor) -> bool:
-        """Whether ``forward`` computes ``x`` (as autocast would hand it over) through the packs."""
+    def _layer_packable(self) -> bool:
+        """What the packed path needs of the layer itself (checked before anything is done to the input)."""
         w, b = self.weight, self.bias
-        return (x.device.type == "cpu" and x.dim() == 4 and x.dtype == w.dtype == torch.bfloat16
-                and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
+        return (self.in_channels >= MIN_IN_CHANNELS and w.dtype == torch.bfloat16 and w.device.type == "cpu"
                 and not w.requires_grad and (b is None or not b.requires_grad)
                 and self.kernel_size == (3, 3) and self.stride == (1, 1) and self.padding == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1 and self.padding_mode == "zeros"
-                and self.in_channels >= MIN_IN_CHANNELS and packed_ops_available())
+                and packed_ops_available())
+
+    @staticmethod
+    def _input_packable(x: torch.Tensor) -> bool:
+        return (x.device.type == "cpu" and x.dim() == 4 and x.dtype == torch.bfloat16
+                and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)))
+
+    def packed_path_applies(self, x: torch.Tensor) -> bool:
+        """Whether ``forward`` computes ``x`` (as autocast would hand it over) through the packs."""
+        return self._layer_packable() and self._input_packable(x)
 
     def _current_packs(self, chw: tuple[int, int, int]) -> _Packs:
-        w, b = self.weight, self.bias
-        key = (chw, w._version, w.data_ptr(), None if b is None else (b._version, b.data_ptr()))
+        w = self.weight  # the bias is not packed: each call passes it as it is
+        key = (chw, w._version, w.data_ptr())
         if self._packs is None or self._packs[0] != key:
             self._packs = (key, _Packs(w, chw))
         return self._packs[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._layer_packable():  # most layers: no input cast, nothing else to look at
+            return super().forward(x)
         cast = _autocast_input(x)
-        if not self.packed_path_applies(cast):
+        if not self._input_packable(cast):
             return super().forward(x)
         packs = self._current_packs(tuple(cast.shape[1:]))
         return _PackedConv.apply(cast, packs, None if self.bias is None else self.bias.detach())
