@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lwgan.tracking import unlogged_history
 from lwgan.train.callbacks import Callback, TrainResult
 from lwgan.vocab import Role, Tag, TrialStatus
 
@@ -65,17 +66,17 @@ class TrackedRun(Callback):
             self.tracker.client.set_tag(self.run_id, Tag.MLFLOW_GIT_COMMIT, str(commit))
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        if step <= self.logged_through:
-            return  # logged by the run this one resumes (the same values: it recomputes from the checkpoint)
         self._pending.append((step, dict(metrics)))
         if len(self._pending) >= self.flush_every:
             self.flush()
 
     def flush(self) -> None:
-        if self._pending:
-            self.tracker.log_metrics(self.run_id, self._pending)
-            self.logged_through = max(self.logged_through, self._pending[-1][0])
-            self._pending = []
+        # steps the run this one resumes had logged are dropped (the same values: recomputed from the checkpoint)
+        send, logged_through = unlogged_history(self._pending, self.logged_through)
+        self._pending = []
+        if send:
+            self.tracker.log_metrics(self.run_id, send)
+            self.logged_through = logged_through
             self._write_record()
 
     def on_end(self, result: TrainResult) -> None:

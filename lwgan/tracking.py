@@ -117,6 +117,19 @@ def _as_number(value: Any) -> float | None:
 # ----------------------------------------------------------------------------------
 
 
+
+def unlogged_history(history: Iterable[tuple[int, Mapping[str, Any]]], logged_through: int | None
+                     ) -> tuple[list[tuple[int, Mapping[str, Any]]], int]:
+    """The points of ``history`` not yet in MLflow, and the last step logged once they are sent.
+
+    ``logged_through`` is the last step a run already logged (None or -1: none; step 0 is the eval before
+    training). A resumed trial or ``train --resume`` recomputes steps from its checkpoint that an earlier
+    attempt had logged: they are dropped here, so each step reaches MLflow once. The one rule for the
+    study driver (lwgan.study.monitor) and ``lwgan-study train --track`` (lwgan.tracked_train)."""
+    done = -1 if logged_through is None else int(logged_through)
+    new = [(step, metrics) for step, metrics in history if int(step) > done]
+    return new, max([done] + [int(step) for step, _ in new])
+
 class StudyTracker:
     """Writes a study to MLflow from the driver: parent run, child runs, metrics, tags, artifacts."""
 

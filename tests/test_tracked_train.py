@@ -45,3 +45,18 @@ def test_a_record_without_logged_through_resumes_as_before(tmp_path):
     _steps(again, [1, 2])
     again.flush()
     assert [m.step for m in MlflowClient(uri).get_metric_history(first.run_id, G_TOTAL)] == [1, 2]
+
+
+def test_unlogged_history_keeps_only_steps_after_the_last_logged():
+    from lwgan.tracking import unlogged_history
+
+    history = [(0, {"eval/ssim": 0.1}), (5, {"a": 1.0}), (10, {"a": 2.0}), (15, {"a": 3.0})]
+    # nothing logged yet (None from a new trial record, -1 from a new run folder): all of it, step 0 included
+    assert unlogged_history(history, None) == (history, 15)
+    assert unlogged_history(history, -1) == (history, 15)
+    # a resumed attempt recomputes steps 5-10 an earlier one logged: only 15 is sent
+    assert unlogged_history(history, 10) == ([(15, {"a": 3.0})], 15)
+    # all logged already (or an empty history): nothing to send, and the mark does not move back
+    assert unlogged_history(history, 20) == ([], 20)
+    assert unlogged_history([], 7) == ([], 7)
+    assert unlogged_history([], None) == ([], -1)

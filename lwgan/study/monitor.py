@@ -18,6 +18,7 @@ from lwgan.study.spec import SearchObjective
 from lwgan.study.outcome import TrialOutcome, record_outcome
 from lwgan.study.state import StudyState, TrialRecord
 from lwgan.study.trainable import TrialContext, trial_config
+from lwgan.tracking import unlogged_history
 
 S, K = vocab.TrialStatus, vocab.TuneKey
 SEARCH_VARIANT = "search"  # the variant of every trial of a search study
@@ -171,8 +172,7 @@ class StudyMonitor(Callback):
         rec = self._record(trial)
         if rec.mlflow_run_id is None:
             return
-        done = -1 if rec.logged_through is None else rec.logged_through  # step 0: the eval before training
-        history = [(s, m) for s, m in result.get(K.HISTORY) or [] if int(s) > done]  # each step reaches MLflow once
+        history, logged_through = unlogged_history(result.get(K.HISTORY) or [], rec.logged_through)
         if history:
             self.tracker.log_metrics(rec.mlflow_run_id, history)
         if result.get(K.INFO):
@@ -182,7 +182,7 @@ class StudyMonitor(Callback):
         step = int(result.get(K.STEP, rec.step or 0))
         changes: dict[str, Any] = {"step": step}
         if history:
-            changes["logged_through"] = max(int(s) for s, _ in history)
+            changes["logged_through"] = logged_through
         if K.OBJECTIVE in result:
             changes["objective"] = float(result[K.OBJECTIVE])
         self.state.update(rec.trial_id, **changes)
