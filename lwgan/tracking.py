@@ -112,12 +112,6 @@ def _as_number(value: Any) -> float | None:
     return number
 
 
-# ----------------------------------------------------------------------------------
-# The writer
-# ----------------------------------------------------------------------------------
-
-
-
 def unlogged_history(history: Iterable[tuple[int, Mapping[str, Any]]], logged_through: int | None
                      ) -> tuple[list[tuple[int, Mapping[str, Any]]], int]:
     """The points of ``history`` not yet in MLflow, and the last step logged once they are sent.
@@ -129,6 +123,12 @@ def unlogged_history(history: Iterable[tuple[int, Mapping[str, Any]]], logged_th
     done = -1 if logged_through is None else int(logged_through)
     new = [(step, metrics) for step, metrics in history if int(step) > done]
     return new, max([done] + [int(step) for step, _ in new])
+
+
+# ----------------------------------------------------------------------------------
+# The writer
+# ----------------------------------------------------------------------------------
+
 
 class StudyTracker:
     """Writes a study to MLflow from the driver: parent run, child runs, metrics, tags, artifacts."""
