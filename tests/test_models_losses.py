@@ -149,3 +149,50 @@ def test_gradient_penalty_interpolates_between_real_and_fake():
     assert torch.all((eps >= 0) & (eps <= 1)) and torch.allclose(x, eps.reshape(3, 1, 1, 1).expand_as(x))
     # ||2x|| = 2 * eps * 2 (four pixels of value eps)
     assert gp.item() == pytest.approx(((4 * eps - 1) ** 2).mean().item(), rel=1e-5)
+
+
+def _autocast_l1(fake, real):
+    """What the losses computed before feature_l1: F.l1_loss under CPU bf16 autocast (float32 maths)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return F.l1_loss(fake, real.detach())
+
+
+@pytest.mark.parametrize("shape, layout", [((4, 64, 20, 24), "nchw"), ((2, 512, 8, 8), "channels_last"),
+                                           ((4, 512), "nchw"), ((2, 16, 3, 5), "mixed")])
+def test_feature_l1_matches_autocast_l1_loss_value_and_exact_gradient(shape, layout):
+    gen = torch.Generator().manual_seed(0)
+    fake = torch.randn(shape, generator=gen).bfloat16()
+    real = torch.randn(shape, generator=gen).bfloat16()
+    real[..., :2] = fake[..., :2]  # some equal elements: sign 0, gradient 0 in both
+    if layout in ("channels_last", "mixed"):
+        fake = fake.contiguous(memory_format=torch.channels_last)
+    if layout == "channels_last":
+        real = real.contiguous(memory_format=torch.channels_last)
+    a, b = fake.clone().requires_grad_(), fake.clone().requires_grad_()
+    theirs, ours = _autocast_l1(a, real), losses.feature_l1(b, real)
+    assert ours.dtype == torch.float32
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
+    (0.37 * theirs).backward()
+    (0.37 * ours).backward()
+    assert b.grad.dtype == torch.bfloat16 and b.grad.shape == fake.shape
+    assert torch.equal(a.grad, b.grad)  # bit for bit, not approximately
+    assert (b.grad == 0).sum() >= fake[..., :2].numel()
+
+
+def test_feature_l1_by_hand_over_several_chunks(monkeypatch):
+    monkeypatch.setattr(losses, "FEATURE_L1_CHUNK", 7)  # 30 elements: chunks of 7, 7, 7, 7, 2
+    fake = torch.arange(30, dtype=torch.float32).reshape(1, 2, 3, 5).bfloat16().requires_grad_()
+    real = torch.full((1, 2, 3, 5), 10.0).bfloat16()
+    loss = losses.feature_l1(fake, real)
+    assert loss.item() == pytest.approx(sum(abs(i - 10) for i in range(30)) / 30)
+    loss.backward()
+    expected = torch.sign(torch.arange(30.0) - 10).reshape(1, 2, 3, 5) / 30
+    assert torch.equal(fake.grad, expected.bfloat16())
+    assert real.grad is None
+
+
+def test_feature_l1_float32_is_l1_loss_and_shapes_must_match():
+    fake, real = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    assert torch.equal(losses.feature_l1(fake, real), F.l1_loss(fake, real))
+    with pytest.raises(ValueError, match=r"fake \(2, 3, 4, 4\) and real \(2, 3, 4\) must have the same shape"):
+        losses.feature_l1(fake, real[..., 0])

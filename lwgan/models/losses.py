@@ -42,7 +42,60 @@ def perceptual_loss(fake_feats: Sequence[torch.Tensor], real_feats: Sequence[tor
     """Sum over levels of ``w_i * L1(fake_i, real_i)`` with the target features detached."""
     if not (len(fake_feats) == len(real_feats) == len(weights)):
         raise ValueError(f"perceptual_loss: {len(fake_feats)} fake levels, {len(real_feats)} real, {len(weights)} weights")
-    return sum(w * F.l1_loss(f, r.detach()) for w, f, r in zip(weights, fake_feats, real_feats))
+    return sum(w * feature_l1(f, r) for w, f, r in zip(weights, fake_feats, real_feats))
+
+
+# Elements per chunk of feature_l1's float32 sum on the CPU: its float32 temporaries (256 KiB each) stay
+# in the core's L2 cache instead of being written to memory and read back.
+FEATURE_L1_CHUNK = 1 << 16
+
+
+def feature_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """``mean |fake - real|`` with the target detached: ``F.l1_loss(fake, real.detach())`` as autocast runs
+    it (float32 maths), without float32 copies of bf16 features on the CPU.
+
+    Under autocast ``F.l1_loss`` casts both feature maps to float32 and runs subtract, abs and mean, then
+    sign, multiply and divide in the backward, each a pass over a float32 map (VGG19's relu1_1 at 64 px,
+    batch 4, is 1M values): ~8 ms of a ~290 ms small-profile step (BENCHMARKS.md). Here the same float32
+    differences are summed a chunk at a time (FEATURE_L1_CHUNK) and the gradient is formed in the
+    features' dtype: ``sign(fake - real) * (grad / numel)``. The gradient is bit for bit autocast's (the
+    sign of a bf16 difference is exact, and ``±(grad / numel)`` rounded to bf16 is what autocast's cast of
+    the float32 gradient gives); the loss value differs from ``F.l1_loss``'s in the last bits (another
+    summation order). float32 inputs, and tensors off the CPU, take ``F.l1_loss`` itself."""
+    if fake.shape != real.shape:
+        raise ValueError(f"feature_l1: fake {tuple(fake.shape)} and real {tuple(real.shape)} must have the same shape")
+    real = real.detach()
+    if fake.device.type != "cpu" or (fake.dtype == torch.float32 and real.dtype == torch.float32):
+        return F.l1_loss(fake, real)
+    return _FeatureL1.apply(fake, real)
+
+
+def _flat_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a`` and ``b`` as 1-D views in the same element order (their memory order when both share
+    strides, e.g. both channels_last; copies only when their layouts differ)."""
+    if a.stride() == b.stride():
+        order = sorted(range(a.dim()), key=lambda d: -a.stride(d))
+        a_mem, b_mem = a.permute(order), b.permute(order)
+        if a_mem.is_contiguous() and b_mem.is_contiguous():
+            return a_mem.view(-1), b_mem.view(-1)
+    return a.reshape(-1), b.reshape(-1)
+
+
+class _FeatureL1(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(fake, real)
+        total = torch.zeros((), dtype=torch.float32, device=fake.device)
+        for a, b in zip(*(t.split(FEATURE_L1_CHUNK) for t in _flat_pair(fake, real))):
+            total += a.float().sub_(b).abs_().sum()  # b's bf16 values enter the float32 subtraction exactly
+        return total / fake.numel()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        fake, real = ctx.saved_tensors
+        step = (grad.float() / fake.numel()).to(fake.dtype)
+        return torch.sub(fake, real).sign_().to(fake.dtype).mul_(step), None
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
@@ -101,7 +154,7 @@ def face_loss(face_net: Callable[[torch.Tensor], Sequence[torch.Tensor]], fake: 
     if real_feats is None:
         with torch.no_grad():
             real_feats = face_net(crop_and_resize(real, head_box, size))
-    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats, strict=True))
+    return sum(feature_l1(f, r) for f, r in zip(fake_feats, real_feats, strict=True))
 
 
 # -- attention masks ----------------------------------------------------------------
