@@ -194,5 +194,8 @@ def test_feature_l1_by_hand_over_several_chunks(monkeypatch):
 def test_feature_l1_float32_is_l1_loss_and_shapes_must_match():
     fake, real = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     assert torch.equal(losses.feature_l1(fake, real), F.l1_loss(fake, real))
+    kept = fake.clone()
+    mixed = losses.feature_l1(fake, real.bfloat16())  # a float32 map never goes through the in-place sums
+    assert torch.equal(fake, kept) and torch.equal(mixed, F.l1_loss(fake, real.bfloat16()))
     with pytest.raises(ValueError, match=r"fake \(2, 3, 4, 4\) and real \(2, 3, 4\) must have the same shape"):
         losses.feature_l1(fake, real[..., 0])

@@ -48,6 +48,7 @@ def perceptual_loss(fake_feats: Sequence[torch.Tensor], real_feats: Sequence[tor
 # Elements per chunk of feature_l1's float32 sum on the CPU: its float32 temporaries (256 KiB each) stay
 # in the core's L2 cache instead of being written to memory and read back.
 FEATURE_L1_CHUNK = 1 << 16
+_HALF_TYPES = (torch.bfloat16, torch.float16)  # the feature dtypes feature_l1 sums itself
 
 
 def feature_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -56,16 +57,18 @@ def feature_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
     Under autocast ``F.l1_loss`` casts both feature maps to float32 and runs subtract, abs and mean, then
     sign, multiply and divide in the backward, each a pass over a float32 map (VGG19's relu1_1 at 64 px,
-    batch 4, is 1M values): ~8 ms of a ~290 ms small-profile step (BENCHMARKS.md). Here the same float32
-    differences are summed a chunk at a time (FEATURE_L1_CHUNK) and the gradient is formed in the
-    features' dtype: ``sign(fake - real) * (grad / numel)``. The gradient is bit for bit autocast's (the
-    sign of a bf16 difference is exact, and ``±(grad / numel)`` rounded to bf16 is what autocast's cast of
-    the float32 gradient gives); the loss value differs from ``F.l1_loss``'s in the last bits (another
-    summation order). float32 inputs, and tensors off the CPU, take ``F.l1_loss`` itself."""
+    batch 4, is 1M values): VGG19's five levels took ~14 ms of a ~290 ms small-profile step on the CPU,
+    7 ms this way (BENCHMARKS.md; benchmarks/feature_l1.py). Here the same float32 differences are summed
+    a chunk at a time (FEATURE_L1_CHUNK) and the gradient is formed in the features' dtype,
+    ``sign(fake - real) * (grad / numel)``. The gradient is bit for bit autocast's (the sign of a bf16
+    difference is exact, and ``±(grad / numel)`` rounded to bf16 is what autocast's cast of the float32
+    gradient gives); the loss value may differ from ``F.l1_loss``'s in the last bits (another summation
+    order). Only bf16 / float16 ``fake`` maps on the CPU take this path; float32 ones, and
+    tensors off the CPU, take ``F.l1_loss`` itself."""
     if fake.shape != real.shape:
         raise ValueError(f"feature_l1: fake {tuple(fake.shape)} and real {tuple(real.shape)} must have the same shape")
     real = real.detach()
-    if fake.device.type != "cpu" or (fake.dtype == torch.float32 and real.dtype == torch.float32):
+    if fake.device.type != "cpu" or fake.dtype not in _HALF_TYPES or real.dtype not in (*_HALF_TYPES, torch.float32):
         return F.l1_loss(fake, real)
     return _FeatureL1.apply(fake, real)
 
