@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,15 +65,12 @@ def terms_table(iters: int) -> None:
 
 
 def step_ab(iters: int, repeats: int) -> None:
-    from train_step import patched_step_ab
+    from train_step import patched_step_ab, step_ab_lines
 
     cpu_s = patched_step_ab({"F.l1_loss": lambda: mock.patch.object(losses, "feature_l1", lambda f, r: F.l1_loss(f, r.detach())),
                              "feature_l1": contextlib.nullcontext}, repeats, iters, skip_blocks=1)
-    ratios = [a / b for a, b in zip(cpu_s["F.l1_loss"], cpu_s["feature_l1"])]
-    print(f"\nsmall-profile bf16 step, {iters} steps x {repeats} blocks (the first not kept), interleaved, CPU s / step:")
-    for name, values in cpu_s.items():
-        print(f"  {name}: median {statistics.median(values):.4f} ({', '.join(f'{v:.3f}' for v in values)})")
-    print(f"  F.l1_loss / feature_l1 per block: {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})")
+    print(f"\nsmall-profile bf16 step, {iters} steps x {repeats} blocks (the first not kept), interleaved:\n")
+    print("\n".join(step_ab_lines(cpu_s, "F.l1_loss", "feature_l1")))
 
 
 def main() -> None:

@@ -74,14 +74,11 @@ def heads_alone(iters: int) -> list[str]:
 
 def whole_step(blocks: int, steps_per_block: int) -> list[str]:
     import lwgan.models.generator as generator
-    from train_step import patched_step_ab
+    from train_step import patched_step_ab, step_ab_lines
 
     per_step = patched_step_ab({"F.conv2d": lambda: mock.patch.object(generator, "narrow_conv2d", plain_conv),
                                 "phases": contextlib.nullcontext}, blocks, steps_per_block, skip_blocks=2)
-    ratios = [a / b for a, b in zip(per_step["F.conv2d"], per_step["phases"])]
-    return ["| heads | CPU s / step (median) | per block |", "| --- | --- | --- |",
-            *(f"| {name} | {statistics.median(v):.4f} | {', '.join(f'{x:.3f}' for x in v)} |" for name, v in per_step.items()),
-            "", f"F.conv2d / phases per block: {', '.join(f'{r:.3f}' for r in ratios)} (median **{statistics.median(ratios):.3f}**)"]
+    return step_ab_lines(per_step, "F.conv2d", "phases")
 
 
 def main() -> None:

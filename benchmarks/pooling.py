@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
 import time
 from unittest import mock
@@ -57,15 +56,12 @@ def pool_table(dtype: torch.dtype, iters: int) -> None:
 
 
 def step_ab(iters: int, repeats: int) -> None:
-    from train_step import patched_step_ab
+    from train_step import patched_step_ab, step_ab_lines
 
     cpu_s = patched_step_ab({"ATen": lambda: mock.patch.object(pooling, "fast_path_applies", lambda x: False),
                              "oneDNN": contextlib.nullcontext}, repeats, iters)
-    ratios = [a / b for a, b in zip(cpu_s["ATen"], cpu_s["oneDNN"])]
-    print(f"\nsmall-profile bf16 step, {iters} steps x {repeats} repeats, interleaved, CPU s / step:")
-    for name, values in cpu_s.items():
-        print(f"  {name}: median {statistics.median(values):.4f} ({', '.join(f'{v:.3f}' for v in values)})")
-    print(f"  ATen / oneDNN per repeat: {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})")
+    print(f"\nsmall-profile bf16 step, {iters} steps x {repeats} repeats, interleaved:\n")
+    print("\n".join(step_ab_lines(cpu_s, "ATen", "oneDNN")))
 
 
 def main() -> None:

@@ -209,6 +209,15 @@ def patched_step_ab(arms: dict[str, Callable[[], ContextManager]], blocks: int, 
     return per_step
 
 
+def step_ab_lines(per_step: dict[str, list[float]], before: str, after: str) -> list[str]:
+    """``patched_step_ab``'s result as Markdown lines: each arm's median and blocks (CPU s / step), then
+    ``before / after`` per block and its median (the number that counts on a shared machine)."""
+    ratios = [a / b for a, b in zip(per_step[before], per_step[after])]
+    return ["| arm | CPU s / step (median) | per block |", "| --- | --- | --- |",
+            *(f"| {name} | {statistics.median(v):.4f} | {', '.join(f'{x:.3f}' for x in v)} |" for name, v in per_step.items()),
+            "", f"{before} / {after} per block: {', '.join(f'{r:.3f}' for r in ratios)} (median **{statistics.median(ratios):.3f}**)"]
+
+
 def run_child(profile: str, device: str, variant: str, iters: int, batch: int | None, threads: int | None,
               sets: list[str] = (), warm_targets: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--one", profile, device, variant, "--iters", str(iters)]
