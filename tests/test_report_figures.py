@@ -91,6 +91,16 @@ def test_curves_units_log_axes_and_line_styles(study):
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(VARIANTS)
 
 
+def test_an_all_zero_panel_says_so_and_others_do_not(study):
+    m = study["metrics"]
+    zero = m[m["key"] == vocab.G_TOTAL].assign(key=vocab.G_STYLE, value=0.0)  # a term whose lambda is 0 in every arm
+    fig = figures.curves_figure(pd.concat([m, zero], ignore_index=True), [vocab.G_STYLE, vocab.G_TOTAL], list(VARIANTS), ncols=2)
+    style, total = _axis(fig, vocab.G_STYLE), _axis(fig, vocab.G_TOTAL)
+    assert style.get_yscale() == "linear"
+    assert [t.get_text() for t in style.texts] == ["0 at every logged step of every run"]
+    assert len(total.texts) == 0
+
+
 def test_learning_rates_and_sparse_eval_are_never_smoothed(study):
     m = study["metrics"]
     fig = figures.curves_figure(m, [vocab.LR_G, vocab.EVAL_SSIM], list(VARIANTS), ncols=2)

@@ -165,7 +165,9 @@ def curves_figure(
     per-seed curves and their min-max (or ±1 sd) band. Dense loss curves are EMA-smoothed (the raw mean
     is drawn faint behind); learning rates and sparse curves (<= ``SPARSE_POINTS`` points, e.g. eval) are
     drawn as logged, point by point. Spiking terms get a log axis (``wants_log``; variants that are
-    0 throughout are named in the panel, since a log axis cannot show them). ``window_from`` (key ->
+    0 throughout are named in the panel, since a log axis cannot show them; a linear panel that is 0
+    everywhere, such as a term whose lambda is 0 in every arm, says so, so that it does not read as a failed
+    plot). ``window_from`` (key ->
     first step of the final window) shades the final window grey. Y labels carry the unit."""
     if band not in ("minmax", "sd"):
         raise ValueError(f"band must be 'minmax' or 'sd', got {band!r}")
@@ -220,6 +222,9 @@ def curves_figure(
                             ha="right", va="top", fontsize=7, color="0.3")
             else:
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useMathText=True)
+                if not sub_key.empty and not sub_key["value"].ne(0).any():
+                    ax.text(0.5, 0.5, "0 at every logged step of every run", transform=ax.transAxes,
+                            ha="center", va="center", fontsize=8, color="0.3")
             ax.set_title(title)
             ax.set_ylabel(axis_label(key))
         for ax in axes[len(keys):]:
