@@ -223,8 +223,8 @@ def curves_figure(
             else:
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useMathText=True)
                 if not sub_key.empty and not sub_key["value"].ne(0).any():
-                    ax.text(0.5, 0.5, "0 at every logged step of every run", transform=ax.transAxes,
-                            ha="center", va="center", fontsize=8, color="0.3")
+                    ax.text(0.5, 0.75, "0 at every logged step of every run", transform=ax.transAxes,
+                            ha="center", va="center", fontsize=8, color="0.3")  # above the line at 0 (mid-axis)
             ax.set_title(title)
             ax.set_ylabel(axis_label(key))
         for ax in axes[len(keys):]:
