@@ -73,11 +73,11 @@ class TrackedRun(Callback):
     def flush(self) -> None:
         # steps the run this one resumes had logged are dropped (the same values: recomputed from the checkpoint)
         send, logged_through = unlogged_history(self._pending, self.logged_through)
-        self._pending = []
         if send:
-            self.tracker.log_metrics(self.run_id, send)
+            self.tracker.log_metrics(self.run_id, send)  # if this raises, the points stay pending for fail()'s flush
             self.logged_through = logged_through
             self._write_record()
+        self._pending = []
 
     def on_end(self, result: TrainResult) -> None:
         self.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from lwgan.tracked_train import RUN_FILE, TrackedRun
@@ -60,3 +61,18 @@ def test_unlogged_history_keeps_only_steps_after_the_last_logged():
     assert unlogged_history(history, 20) == ([], 20)
     assert unlogged_history([], 7) == ([], 7)
     assert unlogged_history([], None) == ([], -1)
+
+
+def test_points_a_failed_send_held_are_sent_by_the_flush_of_fail(tmp_path, monkeypatch):
+    """A store error while sending does not drop the pending points: the run's fail() sends them."""
+    uri = f"sqlite:///{tmp_path / 'track.db'}"
+    tracked = TrackedRun.open({}, tmp_path / "t", "tiny", resume=False, tracker=StudyTracker(uri))
+    _steps(tracked, [1, 2, 3])
+    send = tracked.tracker.log_metrics
+    monkeypatch.setattr(tracked.tracker, "log_metrics", lambda *a, **k: (_ for _ in ()).throw(OSError("store busy")))
+    with pytest.raises(OSError, match="store busy"):
+        tracked.flush()
+    monkeypatch.setattr(tracked.tracker, "log_metrics", send)
+    tracked.fail(OSError("store busy"))
+    assert [m.step for m in MlflowClient(uri).get_metric_history(tracked.run_id, G_TOTAL)] == [1, 2, 3]
+    assert tracked.logged_through == 3
